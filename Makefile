@@ -1,0 +1,60 @@
+# nnofi: set-up and everyday targets. Every target installs what it needs
+# on a fresh Debian machine: apt packages when root, a .venv with the
+# package in editable mode.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := build-essential pkg-config libffi-dev python3-dev python3-venv \
+	libfabric-dev libfabric-bin libnanomsg-dev nanomsg-utils
+STAMP := $(VENV)/.installed
+NATIVE_SOURCES := $(shell find native -name '*.c' -o -name '*.h' -o -name '*.py') pyproject.toml
+JOBS ?= auto
+
+.PHONY: all deps venv build test test-asan demo bench clean
+
+all: build
+
+# System packages (skipped when present, or when not root: then they must be there).
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing: $$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "missing Debian packages (run as root or install them): $$missing"; exit 1; \
+		fi; \
+	fi
+
+$(STAMP): $(NATIVE_SOURCES) | deps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	NNOFI_WERROR=1 $(PY) -m pip install -q -e '.[test,bench]'
+	touch $@
+
+venv build: $(STAMP)
+
+# The whole suite, in parallel.
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -q tests
+
+# The suite against an ASan+UBSan build of the native core (built apart
+# from the normal one, in build/asan).
+test-asan: $(STAMP)
+	rm -rf build/asan && mkdir -p build/asan
+	NNOFI_SANITIZE=1 $(PY) native/build_inplace.py build/asan
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	PYTHONPATH=build/asan NNOFI_EXPECT_SANITIZED=1 \
+		$(PY) -P -m pytest -n $(JOBS) -q -p no:cacheprovider tests
+
+# The main job for now: every socket type over every transport, printed.
+demo: $(STAMP)
+	$(PY) -m nnofi.demo
+
+bench: $(STAMP)
+	$(PY) -m nnofi.perf
+
+clean:
+	rm -rf build $(VENV) *.egg-info nnofi/*.so native/*.o

@@ -1,0 +1,36 @@
+"""Build nnofi's extensions into OUT/nnofi beside a copy of the Python
+package, so a differently-compiled core (e.g. NNOFI_SANITIZE=1 for
+`make test-asan`) runs without touching the editable install."""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main(out: str) -> None:
+    out = os.path.abspath(out)
+    pkg = os.path.join(out, "nnofi")
+    os.makedirs(pkg, exist_ok=True)
+    for f in glob.glob(os.path.join(ROOT, "nnofi", "*.py")):
+        shutil.copy(f, pkg)
+    os.chdir(ROOT)  # build_ffi names sources relative to the repository
+    sys.path.insert(0, os.path.join(ROOT, "native"))
+    from build_ffi import _flags, make_builder
+
+    make_builder(absolute=True).compile(tmpdir=out, verbose=False)
+    cflags, ldflags = _flags()
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    subprocess.check_call(
+        ["gcc", "-shared", "-fPIC", *cflags, "-I", sysconfig.get_paths()["include"],
+         os.path.join(ROOT, "native", "python", "msgbuf.c"),
+         "-o", os.path.join(pkg, "_msgbuf" + suffix), *ldflags]
+    )
+    print("built into", pkg, sorted(os.listdir(pkg)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

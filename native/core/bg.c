@@ -1,0 +1,220 @@
+/* The background progress thread: accepts, dials, handshakes, redials,
+ * notices dead idle pipes and flushes writes nobody else is waiting on.
+ * The hot path (send/recv) never waits for it. One per process, started
+ * on first use, like nng's. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core.h"
+
+struct deferred {
+	void (*fn)(void *);
+	void *arg;
+	struct deferred *next;
+};
+
+static struct {
+	pthread_once_t once;
+	pthread_t thread;
+	int epfd, evfd;
+	struct bg_watch wake;
+	pthread_mutex_t mtx;
+	pthread_cond_t batch_cv;
+	uint64_t batches;
+	struct bg_timer *timers;
+	struct deferred *deferred, *deferred_tail;
+} bg = { .once = PTHREAD_ONCE_INIT, .mtx = PTHREAD_MUTEX_INITIALIZER,
+	 .batch_cv = PTHREAD_COND_INITIALIZER };
+
+static void bg_poke(void)
+{
+	uint64_t one = 1;
+	ssize_t n = write(bg.evfd, &one, sizeof(one));
+	(void)n; /* EAGAIN means already poked */
+}
+
+static int next_timeout_locked(void)
+{
+	int64_t first = INT64_MAX;
+	for (struct bg_timer *t = bg.timers; t; t = t->next)
+		if (t->when < first)
+			first = t->when;
+	if (first == INT64_MAX)
+		return -1;
+	int64_t d = first - now_ms();
+	if (d < 0)
+		return 0;
+	return d > 60000 ? 60000 : (int)d;
+}
+
+static void fire_due_timers(void)
+{
+	for (;;) {
+		struct bg_timer *due = NULL;
+		int64_t now = now_ms();
+		pthread_mutex_lock(&bg.mtx);
+		for (struct bg_timer **pp = &bg.timers; *pp; pp = &(*pp)->next) {
+			if ((*pp)->when <= now) {
+				due = *pp;
+				*pp = due->next;
+				due->armed = false;
+				due->next = NULL;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&bg.mtx);
+		if (!due)
+			return;
+		due->fire(due);
+	}
+}
+
+static void run_deferred(void)
+{
+	pthread_mutex_lock(&bg.mtx);
+	struct deferred *d = bg.deferred;
+	bg.deferred = bg.deferred_tail = NULL;
+	pthread_mutex_unlock(&bg.mtx);
+	while (d) {
+		struct deferred *next = d->next;
+		d->fn(d->arg);
+		free(d);
+		d = next;
+	}
+}
+
+static void *bg_main(void *unused)
+{
+	(void)unused;
+	struct epoll_event evs[64];
+	for (;;) {
+		pthread_mutex_lock(&bg.mtx);
+		int timeout = bg.deferred ? 0 : next_timeout_locked();
+		pthread_mutex_unlock(&bg.mtx);
+		int n = epoll_wait(bg.epfd, evs, 64, timeout);
+		for (int i = 0; i < n; i++) {
+			struct bg_watch *w = evs[i].data.ptr;
+			if (w == &bg.wake) {
+				uint64_t v;
+				ssize_t r = read(bg.evfd, &v, sizeof(v));
+				(void)r;
+				continue;
+			}
+			w->on_event(w, evs[i].events);
+		}
+		fire_due_timers();
+		run_deferred();
+		pthread_mutex_lock(&bg.mtx);
+		bg.batches++;
+		pthread_cond_broadcast(&bg.batch_cv);
+		pthread_mutex_unlock(&bg.mtx);
+	}
+	return NULL;
+}
+
+static void bg_init(void)
+{
+	bg.epfd = epoll_create1(EPOLL_CLOEXEC);
+	bg.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	die_on(bg.epfd < 0 || bg.evfd < 0, "background thread: no epoll/eventfd");
+	bg.wake.fd = bg.evfd;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &bg.wake };
+	die_on(epoll_ctl(bg.epfd, EPOLL_CTL_ADD, bg.evfd, &ev) != 0, "background epoll_ctl");
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	die_on(pthread_create(&bg.thread, &attr, bg_main, NULL) != 0, "cannot start background thread");
+	pthread_attr_destroy(&attr);
+}
+
+void bg_start(void)
+{
+	pthread_once(&bg.once, bg_init);
+}
+
+int bg_watch_add(struct bg_watch *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+	return epoll_ctl(bg.epfd, EPOLL_CTL_ADD, w->fd, &ev) ? errno : 0;
+}
+
+int bg_watch_mod(struct bg_watch *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+	return epoll_ctl(bg.epfd, EPOLL_CTL_MOD, w->fd, &ev) ? errno : 0;
+}
+
+void bg_watch_del(struct bg_watch *w)
+{
+	struct epoll_event ev = { 0 };
+	epoll_ctl(bg.epfd, EPOLL_CTL_DEL, w->fd, &ev);
+}
+
+void bg_timer_arm(struct bg_timer *t, int64_t when)
+{
+	pthread_mutex_lock(&bg.mtx);
+	if (!t->armed) {
+		t->next = bg.timers;
+		bg.timers = t;
+		t->armed = true;
+	}
+	t->when = when;
+	pthread_mutex_unlock(&bg.mtx);
+	bg_poke();
+}
+
+void bg_timer_cancel(struct bg_timer *t)
+{
+	pthread_mutex_lock(&bg.mtx);
+	if (t->armed) {
+		for (struct bg_timer **pp = &bg.timers; *pp; pp = &(*pp)->next) {
+			if (*pp == t) {
+				*pp = t->next;
+				break;
+			}
+		}
+		t->armed = false;
+		t->next = NULL;
+	}
+	pthread_mutex_unlock(&bg.mtx);
+}
+
+void bg_defer(void (*fn)(void *), void *arg)
+{
+	struct deferred *d = malloc(sizeof(*d));
+	die_on(d == NULL, "out of memory");
+	d->fn = fn;
+	d->arg = arg;
+	d->next = NULL;
+	pthread_mutex_lock(&bg.mtx);
+	if (bg.deferred_tail)
+		bg.deferred_tail->next = d;
+	else
+		bg.deferred = d;
+	bg.deferred_tail = d;
+	pthread_mutex_unlock(&bg.mtx);
+	bg_poke();
+}
+
+void bg_sync(void)
+{
+	if (pthread_equal(pthread_self(), bg.thread))
+		return;
+	pthread_mutex_lock(&bg.mtx);
+	uint64_t target = bg.batches + 2;
+	pthread_mutex_unlock(&bg.mtx);
+	bg_poke();
+	pthread_mutex_lock(&bg.mtx);
+	while (bg.batches < target) {
+		pthread_mutex_unlock(&bg.mtx);
+		bg_poke();
+		pthread_mutex_lock(&bg.mtx);
+		if (bg.batches < target)
+			pthread_cond_wait(&bg.batch_cv, &bg.mtx);
+	}
+	pthread_mutex_unlock(&bg.mtx);
+}

@@ -1,0 +1,287 @@
+/* Internal structures of the nnofi core: messages, sockets, pipes,
+ * endpoints, and the interfaces protocols and transports implement. */
+#ifndef NNOFI_CORE_H
+#define NNOFI_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+
+#include "nnofi.h"
+
+#define NNOFI_MAX_HOPS 8
+#define NNOFI_MAX_HDR (4 * (NNOFI_MAX_HOPS + 1))
+#define NNOFI_URL_MAX 512
+
+/* ---- messages ------------------------------------------------------ */
+
+/* Destructors chain: each link runs once when the chunk dies, last added
+ * first, so a transport can add "drop my registration" on top of the
+ * owner's "give the buffer back". */
+struct dtor_link {
+	void (*fn)(void *arg, void *data, size_t len);
+	void *arg;
+	struct dtor_link *next;
+};
+
+/* Ref-counted storage of a message body. Inline chunks carry their bytes
+ * after the struct; external ones point at memory someone else owns. */
+struct chunk {
+	atomic_int refs;
+	uint8_t *data;
+	size_t len;
+	struct dtor_link *dtors;
+};
+
+struct nnofi_msg {
+	struct nnofi_msg *next; /* queue link */
+	struct chunk *chunk;
+	uint8_t *body; /* inside chunk->data */
+	size_t len;
+	uint32_t pipe_id; /* pipe it arrived on */
+	size_t hdr_len;
+	uint8_t hdr[NNOFI_MAX_HDR]; /* SP backtrace / request id words */
+};
+
+struct chunk *chunk_alloc(size_t len);
+struct chunk *chunk_external(void *data, size_t len);
+void chunk_add_dtor(struct chunk *c, void (*fn)(void *, void *, size_t), void *arg);
+void chunk_ref(struct chunk *c);
+void chunk_unref(struct chunk *c);
+
+nnofi_msg *msg_alloc(size_t len);           /* fresh inline body */
+nnofi_msg *msg_try_alloc(size_t len);       /* NULL if memory is short */
+nnofi_msg *msg_on_chunk(struct chunk *c);   /* shares c (takes a ref) */
+nnofi_msg *msg_dup(const nnofi_msg *m);     /* shares the body */
+void msg_free(nnofi_msg *m);
+
+struct msgq {
+	nnofi_msg *head, *tail;
+	size_t count, bytes;
+};
+void msgq_push(struct msgq *q, nnofi_msg *m);
+nnofi_msg *msgq_pop(struct msgq *q);
+void msgq_clear(struct msgq *q);
+
+/* ---- time, errors ----------------------------------------------------- */
+
+int64_t now_ms(void);
+/* Deadline from a timeout in ms (-1 = never -> INT64_MAX). */
+int64_t deadline_after(int64_t timeout_ms);
+void die_on(int cond, const char *what); /* internal invariant broken */
+
+/* ---- URLs ------------------------------------------------------------ */
+
+enum url_scheme { URL_INPROC, URL_IPC, URL_TCP };
+
+struct url {
+	enum url_scheme scheme;
+	char text[NNOFI_URL_MAX]; /* as given */
+	char host[256];           /* tcp: host without brackets, "*" for any */
+	char name[NNOFI_URL_MAX]; /* inproc name, ipc path */
+	int port;
+	bool ipv6_literal;
+};
+/* Returns 0 or EINVAL (bad syntax), EPROTONOSUPPORT (unknown scheme). */
+int url_parse(const char *text, struct url *out);
+
+/* ---- background progress thread ------------------------------------- */
+
+/* An object the background thread watches: an fd with a callback, run in
+ * the background thread. */
+struct bg_watch {
+	int fd;
+	void (*on_event)(struct bg_watch *w, uint32_t events);
+};
+/* Timers fire once in the background thread. */
+struct bg_timer {
+	int64_t when;
+	void (*fire)(struct bg_timer *t);
+	struct bg_timer *next;
+	bool armed;
+};
+
+void bg_start(void);
+int bg_watch_add(struct bg_watch *w, uint32_t events);
+int bg_watch_mod(struct bg_watch *w, uint32_t events);
+void bg_watch_del(struct bg_watch *w);
+/* Timers may be (re)armed and cancelled from any thread. */
+void bg_timer_arm(struct bg_timer *t, int64_t when);
+void bg_timer_cancel(struct bg_timer *t);
+/* Run fn(arg) in the background thread after the current event batch;
+ * also how objects the background thread may still see get freed. */
+void bg_defer(void (*fn)(void *), void *arg);
+/* Block until the background thread has finished its current batch. */
+void bg_sync(void);
+
+/* ---- pipes, endpoints, sockets --------------------------------------- */
+
+struct nnofi_sock;
+struct pipe;
+struct endpoint;
+
+/* What a transport does with one connected pipe. */
+struct pipe_ops {
+	/* Queue or write msg (header + body); 0, or EAGAIN if the pipe can't
+	 * take it now. `borrowed`: body is the caller's and must not be
+	 * referenced after the send call returns (see sock_send). */
+	int (*send)(struct pipe *p, nnofi_msg *m, bool borrowed);
+	/* Pull whatever is readable into messages (calls sock_deliver). */
+	void (*read_ready)(struct pipe *p);
+	/* Finish writing a pending frame. */
+	void (*write_ready)(struct pipe *p);
+	/* The socket drops the pipe: release transport state (sock locked). */
+	void (*close)(struct pipe *p);
+	/* Is the send call `token` still being written from its buffer? */
+	bool (*borrowing)(struct pipe *p, uint64_t token);
+	/* Copy the rest of a borrowed frame so the caller can return. */
+	void (*own_pending)(struct pipe *p);
+	void (*destroy)(struct pipe *p); /* free, no locks held */
+};
+
+struct pipe {
+	struct nnofi_sock *sock;
+	const struct pipe_ops *ops;
+	uint32_t id;
+	bool writable;   /* can take a message right now */
+	bool dead;
+	bool broken;     /* died by error rather than orderly close */
+	struct endpoint *ep; /* endpoint that made it (for reconnect) */
+	void *proto_data;
+	int fd;          /* -1 for inproc */
+	bool want_write; /* fd polled for EPOLLOUT */
+};
+
+enum ep_kind { EP_BIND, EP_CONNECT };
+
+/* What a transport does for an endpoint (listener or dialer). */
+struct ep_ops {
+	/* Stop listening/dialing; called without the socket lock. Frees the
+	 * transport state (deferred past the background thread's batch). */
+	void (*stop)(struct endpoint *ep);
+	/* A pipe of this endpoint died (sock locked): dialers redial. */
+	void (*pipe_gone)(struct endpoint *ep);
+};
+
+struct endpoint {
+	struct nnofi_sock *sock;
+	uint32_t id;
+	enum ep_kind kind;
+	struct url url;
+	char real_url[NNOFI_URL_MAX];
+	const struct ep_ops *ops;
+	void *tdata;       /* transport's state */
+	bool closed;
+	int64_t backoff;   /* current reconnect interval */
+	struct endpoint *next;
+};
+
+/* What a protocol does. All run with the socket locked. */
+struct proto_ops {
+	int id, peer_id;
+	size_t data_size;
+	void (*init)(struct nnofi_sock *s);
+	void (*fini)(struct nnofi_sock *s);
+	/* false = refuse the pipe (e.g. PAIR already has a peer). */
+	bool (*pipe_add)(struct nnofi_sock *s, struct pipe *p);
+	void (*pipe_remove)(struct nnofi_sock *s, struct pipe *p);
+	/* A pipe can take messages again. */
+	void (*pipe_writable)(struct nnofi_sock *s, struct pipe *p);
+	/* 0 sent, EAGAIN nothing can take it now, else an error. */
+	int (*send)(struct nnofi_sock *s, nnofi_msg *m, bool borrowed);
+	/* Message from a pipe: queue it (sock_enqueue), or drop it. */
+	void (*deliver)(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);
+	/* Hand the next message to the user; NULL if none (*err: why not). */
+	nnofi_msg *(*recv)(struct nnofi_sock *s, int *err);
+	/* Protocol timers driven from blocking calls: returns next deadline. */
+	int64_t (*tick)(struct nnofi_sock *s, int64_t now);
+};
+
+struct nnofi_sock {
+	pthread_mutex_t mtx;
+	pthread_cond_t cv;
+	int cv_waiters;
+	atomic_int refs;
+	const struct proto_ops *proto;
+	void *proto_data;
+	bool closed;
+
+	/* options */
+	int64_t send_timeout, recv_timeout, recv_max_size;
+	int64_t send_buffer, recv_buffer;
+	int64_t reconnect_ivl, reconnect_ivl_max, linger, req_resend_ivl;
+
+	struct msgq rq; /* messages ready for the user */
+	bool reads_paused; /* rq is over recv_buffer */
+
+	struct pipe **pipes;
+	int npipes, pipes_cap;
+	uint32_t next_pipe_id;
+	struct endpoint *eps;
+	uint32_t next_ep_id;
+
+	/* One caller at a time polls the pipes (epfd) itself; others wait
+	 * on cv. wakefd is in epfd: it interrupts that poller and makes the
+	 * socket's readiness fd readable. */
+	int epfd, wakefd;
+	bool polling;
+	atomic_bool sleeping;
+	atomic_bool rfd_used;
+	bool wake_signaled;
+	atomic_int inproc_pending; /* inproc pipes with queued messages */
+
+	/* The send call in progress: a stream pipe that keeps writing from
+	 * the caller's buffer after a partial write records the token, the
+	 * caller waits for it (zero copy); inproc may retain the buffer. */
+	uint64_t send_token;
+	uint32_t sent_pipe;
+	uint64_t send_handle;
+	bool send_retained;
+
+	atomic_uint_fast64_t stats[NNOFI_STAT_COUNT];
+};
+
+void sock_ref(struct nnofi_sock *s);
+void sock_unref(struct nnofi_sock *s);
+void sock_stat(struct nnofi_sock *s, int which, uint64_t n);
+/* Transports call these with the socket locked. */
+uint32_t sock_new_pipe_id(struct nnofi_sock *s);
+bool sock_add_pipe(struct nnofi_sock *s, struct pipe *p);   /* false: refused */
+void sock_remove_pipe(struct nnofi_sock *s, struct pipe *p, bool broken);
+void sock_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);
+void sock_enqueue(struct nnofi_sock *s, nnofi_msg *m);
+void sock_pipe_writable(struct nnofi_sock *s, struct pipe *p);
+/* Wake whoever waits on the socket (poller via wakefd, others via cv). */
+void sock_kick(struct nnofi_sock *s);
+void sock_kick_locked(struct nnofi_sock *s);
+/* Next redial delay of a dialer, with exponential backoff. */
+int64_t sock_next_backoff(struct endpoint *ep);
+struct pipe *sock_find_pipe(struct nnofi_sock *s, uint32_t id);
+/* Add/remove a stream pipe's fd to the socket's poll set. */
+int sock_poll_add(struct nnofi_sock *s, struct pipe *p);
+void sock_poll_update(struct nnofi_sock *s, struct pipe *p, bool want_write);
+bool sock_peer_compatible(struct nnofi_sock *s, int peer_proto);
+
+/* ---- protocols -------------------------------------------------------- */
+
+extern const struct proto_ops proto_pair, proto_push, proto_pull, proto_req, proto_rep;
+
+/* Helpers shared by protocols. */
+struct pipe *proto_next_writable(struct nnofi_sock *s, uint32_t *cursor);
+int proto_send_on(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m, bool borrowed);
+nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m);
+void put_u32be(uint8_t *p, uint32_t v);
+uint32_t get_u32be(const uint8_t *p);
+
+/* ---- transports ------------------------------------------------------- */
+
+int inproc_bind(struct endpoint *ep);
+int inproc_connect(struct endpoint *ep);
+int stream_bind(struct endpoint *ep);    /* tcp and ipc */
+int stream_connect(struct endpoint *ep);
+
+#endif

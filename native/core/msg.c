@@ -1,0 +1,169 @@
+/* Messages: a small header struct on a ref-counted body chunk. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+atomic_long nnofi_live_msgs;
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	die_on(p == NULL, "out of memory");
+	return p;
+}
+
+struct chunk *chunk_alloc(size_t len)
+{
+	struct chunk *c = xmalloc(sizeof(*c) + len);
+	atomic_init(&c->refs, 1);
+	c->data = (uint8_t *)(c + 1);
+	c->len = len;
+	c->dtors = NULL;
+	return c;
+}
+
+struct chunk *chunk_external(void *data, size_t len)
+{
+	struct chunk *c = xmalloc(sizeof(*c));
+	atomic_init(&c->refs, 1);
+	c->data = data;
+	c->len = len;
+	c->dtors = NULL;
+	return c;
+}
+
+void chunk_add_dtor(struct chunk *c, void (*fn)(void *, void *, size_t), void *arg)
+{
+	struct dtor_link *l = xmalloc(sizeof(*l));
+	l->fn = fn;
+	l->arg = arg;
+	l->next = c->dtors;
+	c->dtors = l;
+}
+
+void chunk_ref(struct chunk *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+void chunk_unref(struct chunk *c)
+{
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	struct dtor_link *l = c->dtors;
+	while (l) {
+		struct dtor_link *next = l->next;
+		l->fn(l->arg, c->data, c->len);
+		free(l);
+		l = next;
+	}
+	free(c);
+}
+
+static nnofi_msg *msg_new(void)
+{
+	nnofi_msg *m = xmalloc(sizeof(*m));
+	m->next = NULL;
+	m->pipe_id = 0;
+	m->hdr_len = 0;
+	atomic_fetch_add_explicit(&nnofi_live_msgs, 1, memory_order_relaxed);
+	return m;
+}
+
+nnofi_msg *msg_alloc(size_t len)
+{
+	nnofi_msg *m = msg_new();
+	m->chunk = chunk_alloc(len);
+	m->body = m->chunk->data;
+	m->len = len;
+	return m;
+}
+
+nnofi_msg *msg_try_alloc(size_t len)
+{
+	if (len > SIZE_MAX - sizeof(struct chunk))
+		return NULL;
+	struct chunk *c = malloc(sizeof(*c) + len);
+	if (!c)
+		return NULL;
+	atomic_init(&c->refs, 1);
+	c->data = (uint8_t *)(c + 1);
+	c->len = len;
+	c->dtors = NULL;
+	nnofi_msg *m = msg_new();
+	m->chunk = c;
+	m->body = c->data;
+	m->len = len;
+	return m;
+}
+
+nnofi_msg *msg_on_chunk(struct chunk *c)
+{
+	nnofi_msg *m = msg_new();
+	chunk_ref(c);
+	m->chunk = c;
+	m->body = c->data;
+	m->len = c->len;
+	return m;
+}
+
+nnofi_msg *msg_dup(const nnofi_msg *src)
+{
+	nnofi_msg *m = msg_new();
+	chunk_ref(src->chunk);
+	m->chunk = src->chunk;
+	m->body = src->body;
+	m->len = src->len;
+	m->pipe_id = src->pipe_id;
+	m->hdr_len = src->hdr_len;
+	memcpy(m->hdr, src->hdr, src->hdr_len);
+	return m;
+}
+
+void msg_free(nnofi_msg *m)
+{
+	if (!m)
+		return;
+	chunk_unref(m->chunk);
+	atomic_fetch_sub_explicit(&nnofi_live_msgs, 1, memory_order_relaxed);
+	free(m);
+}
+
+void msgq_push(struct msgq *q, nnofi_msg *m)
+{
+	m->next = NULL;
+	if (q->tail)
+		q->tail->next = m;
+	else
+		q->head = m;
+	q->tail = m;
+	q->count++;
+	q->bytes += m->len;
+}
+
+nnofi_msg *msgq_pop(struct msgq *q)
+{
+	nnofi_msg *m = q->head;
+	if (!m)
+		return NULL;
+	q->head = m->next;
+	if (!q->head)
+		q->tail = NULL;
+	q->count--;
+	q->bytes -= m->len;
+	m->next = NULL;
+	return m;
+}
+
+void msgq_clear(struct msgq *q)
+{
+	nnofi_msg *m;
+	while ((m = msgq_pop(q)))
+		msg_free(m);
+}
+
+/* Public accessors. */
+void *nnofi_msg_data(nnofi_msg *m) { return m->body; }
+size_t nnofi_msg_len(nnofi_msg *m) { return m->len; }
+void nnofi_msg_free(nnofi_msg *m) { msg_free(m); }

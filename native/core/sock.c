@@ -1,0 +1,823 @@
+/* Sockets: options, pipes, endpoints, and the blocking send/recv loops.
+ *
+ * Latency path: a caller that has to wait polls the socket's pipes
+ * itself (epoll on s->epfd, lock released) and does the reads/writes in
+ * its own thread; only one caller polls at a time, the others wait on cv.
+ * The background thread only accepts, dials and watches idle pipes. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+
+#define WAKE_KEY UINT64_MAX
+
+atomic_long nnofi_live_socks, nnofi_live_pipes;
+extern atomic_long nnofi_live_msgs;
+
+/* ---- retained send buffers (zero-copy inproc) ------------------------- */
+
+static pthread_mutex_t reap_mtx = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t *reaped;
+static int reaped_n, reaped_cap;
+
+static void reap_handle(void *arg, void *data, size_t len)
+{
+	(void)data;
+	(void)len;
+	pthread_mutex_lock(&reap_mtx);
+	if (reaped_n == reaped_cap) {
+		reaped_cap = reaped_cap ? 2 * reaped_cap : 64;
+		reaped = realloc(reaped, (size_t)reaped_cap * sizeof(*reaped));
+		die_on(reaped == NULL, "out of memory");
+	}
+	reaped[reaped_n++] = (uint64_t)(uintptr_t)arg;
+	pthread_mutex_unlock(&reap_mtx);
+}
+
+int nnofi_reap(uint64_t *handles, int max)
+{
+	pthread_mutex_lock(&reap_mtx);
+	int n = reaped_n < max ? reaped_n : max;
+	memcpy(handles, reaped + (reaped_n - n), (size_t)n * sizeof(*handles));
+	reaped_n -= n;
+	pthread_mutex_unlock(&reap_mtx);
+	return n;
+}
+
+/* Turn a borrowed message into one the core may keep: zero copy when the
+ * caller gave a handle and the body is big, else a copy. */
+#define ZERO_COPY_MIN (64 * 1024)
+nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m);
+nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m)
+{
+	nnofi_msg *own;
+	if (s->send_handle && m->len >= ZERO_COPY_MIN && !s->send_retained) {
+		struct chunk *c = chunk_external(m->body, m->len);
+		chunk_add_dtor(c, reap_handle, (void *)(uintptr_t)s->send_handle);
+		own = msg_on_chunk(c);
+		chunk_unref(c);
+		s->send_retained = true;
+	} else {
+		own = msg_alloc(m->len);
+		memcpy(own->body, m->body, m->len);
+	}
+	own->hdr_len = m->hdr_len;
+	memcpy(own->hdr, m->hdr, m->hdr_len);
+	own->pipe_id = m->pipe_id;
+	return own;
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static const struct proto_ops *proto_by_id(int id)
+{
+	switch (id) {
+	case NNOFI_PAIR: return &proto_pair;
+	case NNOFI_PUSH: return &proto_push;
+	case NNOFI_PULL: return &proto_pull;
+	case NNOFI_REQ: return &proto_req;
+	case NNOFI_REP: return &proto_rep;
+	default: return NULL;
+	}
+}
+
+int nnofi_socket(int protocol, nnofi_sock **out)
+{
+	const struct proto_ops *proto = proto_by_id(protocol);
+	if (!proto)
+		return EPROTONOSUPPORT;
+	bg_start();
+	struct nnofi_sock *s = calloc(1, sizeof(*s));
+	if (!s)
+		return ENOMEM;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->epfd < 0 || s->wakefd < 0) {
+		int err = errno;
+		if (s->epfd >= 0)
+			close(s->epfd);
+		if (s->wakefd >= 0)
+			close(s->wakefd);
+		free(s);
+		return err;
+	}
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_KEY };
+	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &ev);
+	pthread_mutex_init(&s->mtx, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	atomic_init(&s->refs, 1);
+	s->proto = proto;
+	s->send_timeout = -1;
+	s->recv_timeout = -1;
+	s->recv_max_size = 1024 * 1024;
+	s->send_buffer = 128 * 1024;
+	s->recv_buffer = 128 * 1024;
+	s->reconnect_ivl = 100;
+	s->reconnect_ivl_max = 0;
+	s->linger = 1000;
+	s->req_resend_ivl = 60000;
+	s->next_pipe_id = 1;
+	s->next_ep_id = 1;
+	if (proto->data_size) {
+		s->proto_data = calloc(1, proto->data_size);
+		if (!s->proto_data) {
+			close(s->epfd);
+			close(s->wakefd);
+			free(s);
+			return ENOMEM;
+		}
+	}
+	if (proto->init)
+		proto->init(s);
+	atomic_fetch_add(&nnofi_live_socks, 1);
+	*out = s;
+	return 0;
+}
+
+void sock_ref(struct nnofi_sock *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void sock_unref(struct nnofi_sock *s)
+{
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (s->proto->fini)
+		s->proto->fini(s);
+	free(s->proto_data);
+	msgq_clear(&s->rq);
+	free(s->pipes);
+	close(s->epfd);
+	close(s->wakefd);
+	pthread_mutex_destroy(&s->mtx);
+	pthread_cond_destroy(&s->cv);
+	atomic_fetch_sub(&nnofi_live_socks, 1);
+	free(s);
+}
+
+void nnofi_release(nnofi_sock *s)
+{
+	if (!s)
+		return;
+	nnofi_close(s);
+	sock_unref(s);
+}
+
+static void free_endpoint(void *arg)
+{
+	struct endpoint *ep = arg;
+	struct nnofi_sock *s = ep->sock;
+	free(ep);
+	sock_unref(s);
+}
+
+/* Stop one endpoint (sock unlocked): its transport first, then its pipes. */
+static void endpoint_shutdown(struct nnofi_sock *s, struct endpoint *ep)
+{
+	ep->ops->stop(ep);
+	pthread_mutex_lock(&s->mtx);
+	for (int i = s->npipes - 1; i >= 0; i--)
+		if (i < s->npipes && s->pipes[i]->ep == ep)
+			sock_remove_pipe(s, s->pipes[i], false);
+	pthread_mutex_unlock(&s->mtx);
+	bg_defer(free_endpoint, ep);
+}
+
+int nnofi_close(nnofi_sock *s)
+{
+	pthread_mutex_lock(&s->mtx);
+	if (s->closed) {
+		pthread_mutex_unlock(&s->mtx);
+		return EBADF;
+	}
+	s->closed = true;
+	struct endpoint *eps = s->eps;
+	s->eps = NULL;
+	for (struct endpoint *ep = eps; ep; ep = ep->next)
+		ep->closed = true;
+	pthread_mutex_unlock(&s->mtx);
+
+	while (eps) {
+		struct endpoint *next = eps->next;
+		endpoint_shutdown(s, eps);
+		eps = next;
+	}
+
+	pthread_mutex_lock(&s->mtx);
+	while (s->npipes)
+		sock_remove_pipe(s, s->pipes[s->npipes - 1], false);
+	msgq_clear(&s->rq);
+	sock_kick_locked(s);
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+	return 0;
+}
+
+/* ---- options and statistics ---------------------------------------- */
+
+static int64_t *opt_slot(struct nnofi_sock *s, int opt)
+{
+	switch (opt) {
+	case NNOFI_OPT_SEND_TIMEOUT: return &s->send_timeout;
+	case NNOFI_OPT_RECV_TIMEOUT: return &s->recv_timeout;
+	case NNOFI_OPT_RECV_MAX_SIZE: return &s->recv_max_size;
+	case NNOFI_OPT_SEND_BUFFER: return &s->send_buffer;
+	case NNOFI_OPT_RECV_BUFFER: return &s->recv_buffer;
+	case NNOFI_OPT_RECONNECT_IVL: return &s->reconnect_ivl;
+	case NNOFI_OPT_RECONNECT_IVL_MAX: return &s->reconnect_ivl_max;
+	case NNOFI_OPT_LINGER: return &s->linger;
+	case NNOFI_OPT_REQ_RESEND_IVL:
+		return s->proto->id == NNOFI_REQ ? &s->req_resend_ivl : NULL;
+	default: return NULL;
+	}
+}
+
+static bool opt_valid(int opt, int64_t v)
+{
+	switch (opt) {
+	case NNOFI_OPT_SEND_TIMEOUT:
+	case NNOFI_OPT_RECV_TIMEOUT:
+	case NNOFI_OPT_RECV_MAX_SIZE:
+	case NNOFI_OPT_LINGER:
+		return v >= -1;
+	case NNOFI_OPT_SEND_BUFFER:
+	case NNOFI_OPT_RECV_BUFFER:
+		return v >= 1024 && v <= (1LL << 31);
+	case NNOFI_OPT_RECONNECT_IVL:
+	case NNOFI_OPT_REQ_RESEND_IVL:
+		return v >= 1;
+	case NNOFI_OPT_RECONNECT_IVL_MAX:
+		return v >= 0;
+	default:
+		return false;
+	}
+}
+
+int nnofi_setopt(nnofi_sock *s, int opt, int64_t value)
+{
+	pthread_mutex_lock(&s->mtx);
+	int64_t *slot = opt_slot(s, opt);
+	int rc = 0;
+	if (!slot)
+		rc = ENOPROTOOPT;
+	else if (!opt_valid(opt, value))
+		rc = EINVAL;
+	else
+		*slot = value;
+	pthread_mutex_unlock(&s->mtx);
+	return rc;
+}
+
+int nnofi_getopt(nnofi_sock *s, int opt, int64_t *value)
+{
+	pthread_mutex_lock(&s->mtx);
+	int64_t *slot = opt_slot(s, opt);
+	if (slot)
+		*value = *slot;
+	pthread_mutex_unlock(&s->mtx);
+	return slot ? 0 : ENOPROTOOPT;
+}
+
+void sock_stat(struct nnofi_sock *s, int which, uint64_t n)
+{
+	atomic_fetch_add_explicit(&s->stats[which], n, memory_order_relaxed);
+}
+
+void nnofi_stats(nnofi_sock *s, uint64_t *out, int n)
+{
+	for (int i = 0; i < n && i < NNOFI_STAT_COUNT; i++)
+		out[i] = atomic_load_explicit(&s->stats[i], memory_order_relaxed);
+}
+
+void nnofi_live_counts(int64_t *socks, int64_t *pipes, int64_t *msgs)
+{
+	*socks = atomic_load(&nnofi_live_socks);
+	*pipes = atomic_load(&nnofi_live_pipes);
+	*msgs = atomic_load(&nnofi_live_msgs);
+}
+
+/* ---- waking and readiness ------------------------------------------- */
+
+static void wake_write(struct nnofi_sock *s)
+{
+	uint64_t one = 1;
+	ssize_t n = write(s->wakefd, &one, sizeof(one));
+	(void)n;
+}
+
+static void wake_drain(struct nnofi_sock *s)
+{
+	uint64_t v;
+	ssize_t n = read(s->wakefd, &v, sizeof(v));
+	(void)n;
+	s->wake_signaled = false;
+}
+
+/* Lock-free: for other sockets' threads (inproc peers). */
+void sock_kick(struct nnofi_sock *s)
+{
+	if (atomic_load(&s->sleeping) || atomic_load(&s->rfd_used))
+		wake_write(s);
+}
+
+void sock_kick_locked(struct nnofi_sock *s)
+{
+	if (s->polling || atomic_load(&s->rfd_used)) {
+		wake_write(s);
+		s->wake_signaled = true;
+	}
+	if (s->cv_waiters)
+		pthread_cond_broadcast(&s->cv);
+}
+
+/* The readiness fd (epfd) must poll readable iff a message waits. */
+static void sync_readiness(struct nnofi_sock *s)
+{
+	if (!atomic_load(&s->rfd_used))
+		return;
+	bool want = s->rq.count > 0 || s->closed;
+	if (want && !s->wake_signaled) {
+		wake_write(s);
+		s->wake_signaled = true;
+	} else if (!want) {
+		wake_drain(s);
+	}
+}
+
+int nnofi_recv_fd(nnofi_sock *s, int *fd)
+{
+	pthread_mutex_lock(&s->mtx);
+	atomic_store(&s->rfd_used, true);
+	sync_readiness(s);
+	*fd = s->epfd;
+	pthread_mutex_unlock(&s->mtx);
+	return 0;
+}
+
+/* ---- pipes --------------------------------------------------------------- */
+
+uint32_t sock_new_pipe_id(struct nnofi_sock *s)
+{
+	uint32_t id = s->next_pipe_id++ & 0x7fffffffu;
+	if (s->next_pipe_id > 0x7fffffffu)
+		s->next_pipe_id = 1;
+	return id ? id : sock_new_pipe_id(s);
+}
+
+struct pipe *sock_find_pipe(struct nnofi_sock *s, uint32_t id)
+{
+	for (int i = 0; i < s->npipes; i++)
+		if (s->pipes[i]->id == id)
+			return s->pipes[i];
+	return NULL;
+}
+
+bool sock_peer_compatible(struct nnofi_sock *s, int peer_proto)
+{
+	return s->proto->peer_id == peer_proto;
+}
+
+static uint32_t poll_events(struct nnofi_sock *s, struct pipe *p)
+{
+	return (s->reads_paused ? 0 : EPOLLIN) | (p->want_write ? EPOLLOUT : 0);
+}
+
+int sock_poll_add(struct nnofi_sock *s, struct pipe *p)
+{
+	struct epoll_event ev = { .events = poll_events(s, p), .data.u64 = p->id };
+	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, p->fd, &ev) ? errno : 0;
+}
+
+void sock_poll_update(struct nnofi_sock *s, struct pipe *p, bool want_write)
+{
+	if (p->fd < 0 || p->want_write == want_write)
+		return;
+	p->want_write = want_write;
+	struct epoll_event ev = { .events = poll_events(s, p), .data.u64 = p->id };
+	epoll_ctl(s->epfd, EPOLL_CTL_MOD, p->fd, &ev);
+}
+
+static void set_reads_paused(struct nnofi_sock *s, bool paused)
+{
+	if (s->reads_paused == paused)
+		return;
+	s->reads_paused = paused;
+	for (int i = 0; i < s->npipes; i++) {
+		struct pipe *p = s->pipes[i];
+		if (p->fd < 0)
+			continue;
+		struct epoll_event ev = { .events = poll_events(s, p), .data.u64 = p->id };
+		epoll_ctl(s->epfd, EPOLL_CTL_MOD, p->fd, &ev);
+	}
+}
+
+bool sock_add_pipe(struct nnofi_sock *s, struct pipe *p)
+{
+	if (s->closed || !s->proto->pipe_add(s, p))
+		return false;
+	if (s->npipes == s->pipes_cap) {
+		int cap = s->pipes_cap ? 2 * s->pipes_cap : 4;
+		struct pipe **np = realloc(s->pipes, (size_t)cap * sizeof(*np));
+		if (!np) {
+			s->proto->pipe_remove(s, p);
+			return false;
+		}
+		s->pipes = np;
+		s->pipes_cap = cap;
+	}
+	if (p->fd >= 0 && sock_poll_add(s, p) != 0) {
+		s->proto->pipe_remove(s, p);
+		return false;
+	}
+	s->pipes[s->npipes++] = p;
+	atomic_fetch_add(&nnofi_live_pipes, 1);
+	sock_stat(s, NNOFI_STAT_PIPES_OPENED, 1);
+	if (p->ep)
+		p->ep->backoff = 0;
+	if (p->writable && s->proto->pipe_writable)
+		s->proto->pipe_writable(s, p);
+	sock_kick_locked(s);
+	return true;
+}
+
+static void destroy_pipe(void *arg)
+{
+	struct pipe *p = arg;
+	struct nnofi_sock *s = p->sock;
+	p->ops->destroy(p);
+	atomic_fetch_sub(&nnofi_live_pipes, 1);
+	sock_unref(s);
+}
+
+void sock_remove_pipe(struct nnofi_sock *s, struct pipe *p, bool broken)
+{
+	int i;
+	for (i = 0; i < s->npipes && s->pipes[i] != p; i++)
+		;
+	if (i == s->npipes)
+		return;
+	s->pipes[i] = s->pipes[--s->npipes];
+	p->dead = true;
+	p->broken = broken;
+	s->proto->pipe_remove(s, p);
+	sock_stat(s, broken ? NNOFI_STAT_PIPES_BROKEN : NNOFI_STAT_PIPES_CLOSED, 1);
+	p->ops->close(p);
+	if (p->ep && !p->ep->closed && !s->closed && p->ep->ops->pipe_gone)
+		p->ep->ops->pipe_gone(p->ep);
+	bg_defer(destroy_pipe, p);
+	sock_kick_locked(s);
+}
+
+void sock_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
+{
+	m->pipe_id = p->id;
+	s->proto->deliver(s, p, m);
+}
+
+void sock_enqueue(struct nnofi_sock *s, nnofi_msg *m)
+{
+	msgq_push(&s->rq, m);
+	if (s->rq.bytes >= (size_t)s->recv_buffer)
+		set_reads_paused(s, true);
+	if (s->cv_waiters)
+		pthread_cond_broadcast(&s->cv);
+	sync_readiness(s);
+}
+
+void sock_pipe_writable(struct nnofi_sock *s, struct pipe *p)
+{
+	p->writable = true;
+	if (s->proto->pipe_writable)
+		s->proto->pipe_writable(s, p);
+	if (s->cv_waiters)
+		pthread_cond_broadcast(&s->cv);
+}
+
+int64_t sock_next_backoff(struct endpoint *ep)
+{
+	struct nnofi_sock *s = ep->sock;
+	if (ep->backoff <= 0) {
+		ep->backoff = s->reconnect_ivl;
+	} else if (s->reconnect_ivl_max > 0) {
+		ep->backoff *= 2;
+		if (ep->backoff > s->reconnect_ivl_max)
+			ep->backoff = s->reconnect_ivl_max;
+	}
+	return ep->backoff;
+}
+
+/* ---- polling ------------------------------------------------------------- */
+
+/* Inproc peers bump inproc_pending; pull their messages in. */
+static void process_inproc(struct nnofi_sock *s)
+{
+	if (atomic_exchange(&s->inproc_pending, 0) == 0)
+		return;
+	for (int i = s->npipes - 1; i >= 0; i--) {
+		if (i >= s->npipes)
+			continue;
+		struct pipe *p = s->pipes[i];
+		if (p->fd < 0)
+			p->ops->read_ready(p);
+	}
+}
+
+static void handle_event(struct nnofi_sock *s, struct epoll_event *ev)
+{
+	if (ev->data.u64 == WAKE_KEY) {
+		wake_drain(s);
+		return;
+	}
+	struct pipe *p = sock_find_pipe(s, (uint32_t)ev->data.u64);
+	if (!p)
+		return; /* closed meanwhile */
+	if (ev->events & EPOLLOUT)
+		p->ops->write_ready(p);
+	if (!p->dead && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+		p->ops->read_ready(p);
+}
+
+/* Poll the pipes in this thread until deadline (sock locked; unlocked
+ * while waiting). */
+static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
+{
+	struct epoll_event evs[32];
+	s->polling = true;
+	atomic_store(&s->sleeping, true);
+	int timeout;
+	if (atomic_load(&s->inproc_pending)) {
+		timeout = 0;
+	} else if (deadline == INT64_MAX) {
+		timeout = -1;
+	} else {
+		int64_t d = deadline - now_ms();
+		timeout = d < 0 ? 0 : (d > 3600000 ? 3600000 : (int)d);
+	}
+	pthread_mutex_unlock(&s->mtx);
+	int n = epoll_wait(s->epfd, evs, 32, timeout);
+	pthread_mutex_lock(&s->mtx);
+	atomic_store(&s->sleeping, false);
+	for (int i = 0; i < n; i++)
+		handle_event(s, &evs[i]);
+	process_inproc(s);
+	s->polling = false;
+	if (s->cv_waiters)
+		pthread_cond_broadcast(&s->cv);
+	sync_readiness(s);
+}
+
+/* Wait for something to change (sock locked): poll if nobody else does. */
+static int sock_wait(struct nnofi_sock *s, int64_t deadline)
+{
+	if (s->closed)
+		return EBADF;
+	int64_t now = now_ms();
+	if (now >= deadline)
+		return ETIMEDOUT;
+	int64_t wake_at = deadline;
+	if (s->proto->tick) {
+		int64_t t = s->proto->tick(s, now);
+		if (t < wake_at)
+			wake_at = t;
+	}
+	if (!s->polling) {
+		poll_pipes(s, wake_at);
+	} else {
+		s->cv_waiters++;
+		if (wake_at == INT64_MAX) {
+			pthread_cond_wait(&s->cv, &s->mtx);
+		} else {
+			struct timespec ts = { .tv_sec = wake_at / 1000,
+					       .tv_nsec = (wake_at % 1000) * 1000000 };
+			pthread_cond_timedwait(&s->cv, &s->mtx, &ts);
+		}
+		s->cv_waiters--;
+	}
+	return s->closed ? EBADF : 0;
+}
+
+/* ---- send and receive ---------------------------------------------- */
+
+static bool still_borrowed(struct nnofi_sock *s, uint64_t token, uint32_t pipe_id)
+{
+	struct pipe *p = pipe_id ? sock_find_pipe(s, pipe_id) : NULL;
+	return p && p->ops->borrowing(p, token);
+}
+
+int nnofi_send(nnofi_sock *s, const void *buf, size_t len, int flags, uint64_t handle, int *retained)
+{
+	static atomic_uint_fast64_t tokens;
+	struct chunk ch = { .data = (uint8_t *)buf, .len = len };
+	atomic_init(&ch.refs, 1);
+	nnofi_msg m = { .chunk = &ch, .body = (uint8_t *)buf, .len = len };
+	uint64_t token = atomic_fetch_add(&tokens, 1) + 1;
+	*retained = 0;
+
+	pthread_mutex_lock(&s->mtx);
+	int64_t deadline = deadline_after((flags & NNOFI_DONTWAIT) ? 0 : s->send_timeout);
+	int rc;
+	for (;;) {
+		if (s->closed) {
+			rc = EBADF;
+			break;
+		}
+		process_inproc(s);
+		s->send_token = token;
+		s->sent_pipe = 0;
+		s->send_handle = handle;
+		s->send_retained = false;
+		rc = s->proto->send(s, &m, true);
+		if (s->send_retained)
+			*retained = 1;
+		if (rc != EAGAIN)
+			break;
+		if (flags & NNOFI_DONTWAIT) {
+			if (!s->polling)
+				poll_pipes(s, 0);
+			s->send_token = token;
+			rc = s->proto->send(s, &m, true);
+			if (s->send_retained)
+				*retained = 1;
+			break;
+		}
+		rc = sock_wait(s, deadline);
+		if (rc)
+			break;
+	}
+	s->send_token = 0;
+	s->send_handle = 0;
+	if (rc == 0) {
+		/* Accepted. A pipe may still be writing from buf: help it finish
+		 * (zero copy), or copy the rest if we must return now. */
+		uint32_t pid = s->sent_pipe;
+		while (still_borrowed(s, token, pid)) {
+			if (s->closed || (flags & NNOFI_DONTWAIT) || sock_wait(s, deadline) != 0) {
+				struct pipe *p = sock_find_pipe(s, pid);
+				if (p && p->ops->borrowing(p, token))
+					p->ops->own_pending(p);
+				break;
+			}
+		}
+		sock_stat(s, NNOFI_STAT_MSGS_SENT, 1);
+		sock_stat(s, NNOFI_STAT_BYTES_SENT, len);
+	}
+	pthread_mutex_unlock(&s->mtx);
+	return rc;
+}
+
+static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out)
+{
+	int64_t deadline = deadline_after((flags & NNOFI_DONTWAIT) ? 0 : s->recv_timeout);
+	bool polled = false;
+	for (;;) {
+		if (s->closed)
+			return EBADF;
+		process_inproc(s);
+		int err = 0;
+		nnofi_msg *m = s->proto->recv(s, &err);
+		if (m) {
+			if (s->reads_paused && s->rq.bytes < (size_t)s->recv_buffer / 2)
+				set_reads_paused(s, false);
+			sync_readiness(s);
+			sock_stat(s, NNOFI_STAT_MSGS_RECV, 1);
+			sock_stat(s, NNOFI_STAT_BYTES_RECV, m->len);
+			*out = m;
+			return 0;
+		}
+		if (err)
+			return err;
+		if (flags & NNOFI_DONTWAIT) {
+			if (polled || s->polling) {
+				sync_readiness(s);
+				return EAGAIN;
+			}
+			poll_pipes(s, 0);
+			polled = true;
+			continue;
+		}
+		int rc = sock_wait(s, deadline);
+		if (rc)
+			return rc;
+	}
+}
+
+int nnofi_recv(nnofi_sock *s, int flags, nnofi_recv_result *out)
+{
+	nnofi_msg *m = NULL;
+	pthread_mutex_lock(&s->mtx);
+	int rc = recv_locked(s, flags, &m);
+	pthread_mutex_unlock(&s->mtx);
+	if (rc == 0) {
+		out->msg = m;
+		out->data = m->body;
+		out->len = m->len;
+	}
+	return rc;
+}
+
+int nnofi_recv_into(nnofi_sock *s, void *buf, size_t cap, int flags, size_t *len)
+{
+	nnofi_msg *m = NULL;
+	pthread_mutex_lock(&s->mtx);
+	int rc = recv_locked(s, flags, &m);
+	pthread_mutex_unlock(&s->mtx);
+	if (rc)
+		return rc;
+	*len = m->len;
+	memcpy(buf, m->body, m->len < cap ? m->len : cap);
+	msg_free(m);
+	return 0;
+}
+
+/* ---- endpoints --------------------------------------------------------- */
+
+static int add_endpoint(nnofi_sock *s, const char *text, enum ep_kind kind, char *url_out,
+			size_t cap, uint32_t *ep_id)
+{
+	struct endpoint *ep = calloc(1, sizeof(*ep));
+	if (!ep)
+		return ENOMEM;
+	int rc = url_parse(text, &ep->url);
+	if (rc) {
+		free(ep);
+		return rc;
+	}
+	pthread_mutex_lock(&s->mtx);
+	if (s->closed) {
+		pthread_mutex_unlock(&s->mtx);
+		free(ep);
+		return EBADF;
+	}
+	ep->id = s->next_ep_id++;
+	pthread_mutex_unlock(&s->mtx);
+	ep->sock = s;
+	ep->kind = kind;
+	strcpy(ep->real_url, ep->url.text);
+	sock_ref(s);
+	if (ep->url.scheme == URL_INPROC)
+		rc = kind == EP_BIND ? inproc_bind(ep) : inproc_connect(ep);
+	else
+		rc = kind == EP_BIND ? stream_bind(ep) : stream_connect(ep);
+	if (rc) {
+		sock_unref(s);
+		free(ep);
+		return rc;
+	}
+	pthread_mutex_lock(&s->mtx);
+	bool closed = s->closed;
+	if (!closed) {
+		ep->next = s->eps;
+		s->eps = ep;
+	}
+	pthread_mutex_unlock(&s->mtx);
+	if (closed) {
+		ep->closed = true;
+		endpoint_shutdown(s, ep);
+		return EBADF;
+	}
+	if (url_out && cap) {
+		strncpy(url_out, ep->real_url, cap - 1);
+		url_out[cap - 1] = '\0';
+	}
+	if (ep_id)
+		*ep_id = ep->id;
+	return 0;
+}
+
+int nnofi_bind(nnofi_sock *s, const char *url, char *url_out, size_t cap, uint32_t *ep_id)
+{
+	return add_endpoint(s, url, EP_BIND, url_out, cap, ep_id);
+}
+
+int nnofi_connect(nnofi_sock *s, const char *url, char *url_out, size_t cap, uint32_t *ep_id)
+{
+	return add_endpoint(s, url, EP_CONNECT, url_out, cap, ep_id);
+}
+
+int nnofi_endpoint_close(nnofi_sock *s, uint32_t ep_id)
+{
+	pthread_mutex_lock(&s->mtx);
+	struct endpoint **pp = &s->eps;
+	while (*pp && (*pp)->id != ep_id)
+		pp = &(*pp)->next;
+	struct endpoint *ep = *pp;
+	if (ep) {
+		*pp = ep->next;
+		ep->closed = true;
+	}
+	pthread_mutex_unlock(&s->mtx);
+	if (!ep)
+		return ENOENT;
+	endpoint_shutdown(s, ep);
+	return 0;
+}

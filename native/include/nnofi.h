@@ -1,0 +1,97 @@
+/* nnofi public C API: the Python layer's cdef mirrors the block between
+ * the CDEF markers (build_ffi.py extracts it), so keep it plain C89 syntax. */
+#ifndef NNOFI_H
+#define NNOFI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* CDEF-BEGIN */
+/* Protocol ids, as on the wire (SP header). */
+#define NNOFI_PAIR 16
+#define NNOFI_PUB 32
+#define NNOFI_SUB 33
+#define NNOFI_REQ 48
+#define NNOFI_REP 49
+#define NNOFI_PUSH 80
+#define NNOFI_PULL 81
+#define NNOFI_SURVEYOR 98
+#define NNOFI_RESPONDENT 99
+#define NNOFI_BUS 112
+
+/* send/recv flags */
+#define NNOFI_DONTWAIT 1
+
+/* Integer options (milliseconds for times, bytes for sizes, -1 = none). */
+#define NNOFI_OPT_SEND_TIMEOUT 1
+#define NNOFI_OPT_RECV_TIMEOUT 2
+#define NNOFI_OPT_RECV_MAX_SIZE 3
+#define NNOFI_OPT_SEND_BUFFER 4
+#define NNOFI_OPT_RECV_BUFFER 5
+#define NNOFI_OPT_RECONNECT_IVL 6
+#define NNOFI_OPT_RECONNECT_IVL_MAX 7
+#define NNOFI_OPT_LINGER 8
+#define NNOFI_OPT_REQ_RESEND_IVL 9
+
+/* Statistics counters (index into nnofi_stats' array). */
+#define NNOFI_STAT_MSGS_SENT 0
+#define NNOFI_STAT_MSGS_RECV 1
+#define NNOFI_STAT_BYTES_SENT 2
+#define NNOFI_STAT_BYTES_RECV 3
+#define NNOFI_STAT_PIPES_OPENED 4
+#define NNOFI_STAT_PIPES_CLOSED 5
+#define NNOFI_STAT_PIPES_BROKEN 6
+#define NNOFI_STAT_MSGS_DROPPED 7
+#define NNOFI_STAT_PROTOCOL_ERRORS 8
+#define NNOFI_STAT_COUNT 9
+
+typedef struct nnofi_sock nnofi_sock;
+typedef struct nnofi_msg nnofi_msg;
+
+/* All functions return 0 or a positive errno-style code (EAGAIN,
+ * ETIMEDOUT, EBADF for a closed socket, EFSM-like EPROTO for a call in
+ * the wrong protocol state, ...). */
+int nnofi_socket(int protocol, nnofi_sock **out);
+/* Shuts the socket down: wakes every blocked caller with EBADF, closes
+ * pipes and endpoints. The memory lives until nnofi_release. */
+int nnofi_close(nnofi_sock *s);
+void nnofi_release(nnofi_sock *s);
+
+int nnofi_setopt(nnofi_sock *s, int opt, int64_t value);
+int nnofi_getopt(nnofi_sock *s, int opt, int64_t *value);
+void nnofi_stats(nnofi_sock *s, uint64_t *out, int n);
+/* An fd that polls readable while a receive would not block. */
+int nnofi_recv_fd(nnofi_sock *s, int *fd);
+
+/* bind/connect write the endpoint's real URL into url_out and its id. */
+int nnofi_bind(nnofi_sock *s, const char *url, char *url_out, size_t url_cap, uint32_t *ep_id);
+int nnofi_connect(nnofi_sock *s, const char *url, char *url_out, size_t url_cap, uint32_t *ep_id);
+int nnofi_endpoint_close(nnofi_sock *s, uint32_t ep_id);
+
+/* Send len bytes at buf. The buffer is only borrowed for the call unless
+ * *retained is set on return: then the core keeps a pointer to it (zero
+ * copy, e.g. inproc) and reports `handle` through nnofi_reap once done. */
+int nnofi_send(nnofi_sock *s, const void *buf, size_t len, int flags, uint64_t handle, int *retained);
+/* Handles of retained send buffers the core no longer uses. */
+int nnofi_reap(uint64_t *handles, int max);
+
+/* One call hands back the message and where its bytes are. */
+typedef struct {
+    nnofi_msg *msg;
+    void *data;
+    size_t len;
+} nnofi_recv_result;
+int nnofi_recv(nnofi_sock *s, int flags, nnofi_recv_result *out);
+/* Receive straight into a caller buffer: *len is the message size (may be
+ * larger than cap, then the message is truncated and *len tells by how much). */
+int nnofi_recv_into(nnofi_sock *s, void *buf, size_t cap, int flags, size_t *len);
+void *nnofi_msg_data(nnofi_msg *m);
+size_t nnofi_msg_len(nnofi_msg *m);
+void nnofi_msg_free(nnofi_msg *m);
+
+const char *nnofi_strerror(int err);
+/* Live objects, for leak tests. */
+void nnofi_live_counts(int64_t *socks, int64_t *pipes, int64_t *msgs);
+/* CDEF-END */
+
+#endif

@@ -1,0 +1,55 @@
+/* PAIR: one peer at a time; further pipes are refused. */
+#include <errno.h>
+
+#include "core.h"
+
+struct pair {
+	struct pipe *peer;
+};
+
+static bool pair_pipe_add(struct nnofi_sock *s, struct pipe *p)
+{
+	struct pair *st = s->proto_data;
+	if (st->peer)
+		return false;
+	st->peer = p;
+	return true;
+}
+
+static void pair_pipe_remove(struct nnofi_sock *s, struct pipe *p)
+{
+	struct pair *st = s->proto_data;
+	if (st->peer == p)
+		st->peer = NULL;
+}
+
+static int pair_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
+{
+	struct pair *st = s->proto_data;
+	if (!st->peer || !st->peer->writable)
+		return EAGAIN;
+	return proto_send_on(s, st->peer, m, borrowed);
+}
+
+static void pair_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
+{
+	(void)p;
+	sock_enqueue(s, m);
+}
+
+static nnofi_msg *pair_recv(struct nnofi_sock *s, int *err)
+{
+	(void)err;
+	return msgq_pop(&s->rq);
+}
+
+const struct proto_ops proto_pair = {
+	.id = NNOFI_PAIR,
+	.peer_id = NNOFI_PAIR,
+	.data_size = sizeof(struct pair),
+	.pipe_add = pair_pipe_add,
+	.pipe_remove = pair_pipe_remove,
+	.send = pair_send,
+	.deliver = pair_deliver,
+	.recv = pair_recv,
+};

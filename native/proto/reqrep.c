@@ -1,0 +1,236 @@
+/* REQ/REP with nanomsg semantics.
+ *
+ * REQ tags each request with a 32-bit id (top bit set), keeps a copy,
+ * and resends it every req_resend_ivl, or at once when its pipe dies,
+ * until the reply with that id arrives; a new request cancels the old.
+ * REP pushes the id of the pipe a request came on to its backtrace and
+ * routes the reply back along it. */
+#include <errno.h>
+#include <string.h>
+
+#include "core.h"
+
+nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m);
+
+struct req {
+	uint32_t next_id;
+	uint32_t cursor;
+	nnofi_msg *request; /* hdr holds the id */
+	uint32_t id;
+	bool sent;
+	uint32_t sent_pipe;
+	int64_t resend_at;
+};
+
+static void req_init(struct nnofi_sock *s)
+{
+	struct req *st = s->proto_data;
+	st->next_id = (uint32_t)now_ms() ^ (uint32_t)(uintptr_t)s;
+}
+
+static void req_cancel(struct nnofi_sock *s)
+{
+	struct req *st = s->proto_data;
+	msg_free(st->request);
+	st->request = NULL;
+	st->sent = false;
+	msgq_clear(&s->rq);
+}
+
+static void req_fini(struct nnofi_sock *s)
+{
+	req_cancel(s);
+}
+
+static void req_try_send(struct nnofi_sock *s)
+{
+	struct req *st = s->proto_data;
+	struct pipe *p = proto_next_writable(s, &st->cursor);
+	if (!p || p->ops->send(p, st->request, false) != 0) {
+		st->sent = false;
+		return;
+	}
+	st->sent = true;
+	st->sent_pipe = p->id;
+	st->resend_at = now_ms() + s->req_resend_ivl;
+}
+
+static int req_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
+{
+	struct req *st = s->proto_data;
+	(void)borrowed;
+	req_cancel(s);
+	st->id = (st->next_id++) | 0x80000000u;
+	st->request = sock_own_msg(s, m);
+	put_u32be(st->request->hdr, st->id);
+	st->request->hdr_len = 4;
+	req_try_send(s);
+	return 0; /* queued until a peer can take it, like nanomsg */
+}
+
+static bool req_pipe_add(struct nnofi_sock *s, struct pipe *p)
+{
+	(void)s;
+	(void)p;
+	return true;
+}
+
+static void req_pipe_remove(struct nnofi_sock *s, struct pipe *p)
+{
+	struct req *st = s->proto_data;
+	if (st->request && st->sent && st->sent_pipe == p->id)
+		req_try_send(s); /* the request may be lost: resend elsewhere now */
+}
+
+static void req_pipe_writable(struct nnofi_sock *s, struct pipe *p)
+{
+	struct req *st = s->proto_data;
+	(void)p;
+	if (st->request && !st->sent)
+		req_try_send(s);
+}
+
+static void req_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
+{
+	struct req *st = s->proto_data;
+	(void)p;
+	if (m->len < 4 || !st->request || get_u32be(m->body) != st->id || s->rq.count) {
+		msg_free(m); /* stale or stray reply */
+		sock_stat(s, NNOFI_STAT_MSGS_DROPPED, 1);
+		return;
+	}
+	m->body += 4;
+	m->len -= 4;
+	sock_enqueue(s, m);
+}
+
+static nnofi_msg *req_recv(struct nnofi_sock *s, int *err)
+{
+	struct req *st = s->proto_data;
+	if (!st->request) {
+		*err = EPROTO;
+		return NULL;
+	}
+	nnofi_msg *m = msgq_pop(&s->rq);
+	if (m) {
+		msg_free(st->request);
+		st->request = NULL;
+		st->sent = false;
+	}
+	return m;
+}
+
+static int64_t req_tick(struct nnofi_sock *s, int64_t now)
+{
+	struct req *st = s->proto_data;
+	if (!st->request)
+		return INT64_MAX;
+	if (!st->sent || now >= st->resend_at)
+		req_try_send(s);
+	return st->sent ? st->resend_at : INT64_MAX;
+}
+
+const struct proto_ops proto_req = {
+	.id = NNOFI_REQ,
+	.peer_id = NNOFI_REP,
+	.data_size = sizeof(struct req),
+	.init = req_init,
+	.fini = req_fini,
+	.pipe_add = req_pipe_add,
+	.pipe_remove = req_pipe_remove,
+	.pipe_writable = req_pipe_writable,
+	.send = req_send,
+	.deliver = req_deliver,
+	.recv = req_recv,
+	.tick = req_tick,
+};
+
+/* ---- REP ----------------------------------------------------------- */
+
+struct rep {
+	bool have_bt;
+	size_t bt_len;
+	uint8_t bt[NNOFI_MAX_HDR]; /* our pipe id, then the peer's words */
+};
+
+static void rep_pipe_remove(struct nnofi_sock *s, struct pipe *p)
+{
+	(void)s;
+	(void)p;
+}
+
+static void rep_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
+{
+	put_u32be(m->hdr, p->id);
+	size_t h = 4;
+	for (;;) {
+		if (m->len < 4 || h >= NNOFI_MAX_HDR) {
+			/* no request id, or more hops than nanomsg allows */
+			msg_free(m);
+			sock_stat(s, NNOFI_STAT_MSGS_DROPPED, 1);
+			sock_stat(s, NNOFI_STAT_PROTOCOL_ERRORS, 1);
+			return;
+		}
+		memcpy(m->hdr + h, m->body, 4);
+		h += 4;
+		bool last = m->body[0] & 0x80;
+		m->body += 4;
+		m->len -= 4;
+		if (last)
+			break;
+	}
+	m->hdr_len = h;
+	sock_enqueue(s, m);
+}
+
+static nnofi_msg *rep_recv(struct nnofi_sock *s, int *err)
+{
+	struct rep *st = s->proto_data;
+	(void)err;
+	nnofi_msg *m = msgq_pop(&s->rq);
+	if (m) {
+		memcpy(st->bt, m->hdr, m->hdr_len);
+		st->bt_len = m->hdr_len;
+		st->have_bt = true;
+	}
+	return m;
+}
+
+static int rep_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
+{
+	struct rep *st = s->proto_data;
+	if (!st->have_bt)
+		return EPROTO;
+	struct pipe *p = sock_find_pipe(s, get_u32be(st->bt));
+	if (p && !p->writable)
+		return EAGAIN; /* wait for room on the asker's pipe */
+	st->have_bt = false;
+	if (!p) {
+		sock_stat(s, NNOFI_STAT_MSGS_DROPPED, 1);
+		return 0; /* the requester is gone: nanomsg drops the reply */
+	}
+	m->hdr_len = st->bt_len - 4;
+	memcpy(m->hdr, st->bt + 4, m->hdr_len);
+	int rc = proto_send_on(s, p, m, borrowed);
+	if (rc)
+		st->have_bt = true;
+	return rc;
+}
+
+static bool rep_pipe_add(struct nnofi_sock *s, struct pipe *p)
+{
+	(void)s;
+	(void)p;
+	return true;
+}
+
+const struct proto_ops proto_rep = {
+	.id = NNOFI_REP,
+	.peer_id = NNOFI_REQ,
+	.data_size = sizeof(struct rep),
+	.pipe_add = rep_pipe_add,
+	.pipe_remove = rep_pipe_remove,
+	.send = rep_send,
+	.deliver = rep_deliver,
+	.recv = rep_recv,
+};

@@ -1,0 +1,783 @@
+/* SP over byte streams (tcp:// and ipc://), wire-compatible with nanomsg
+ * and nng: an 8-byte header exchange (00 'S' 'P' 00, protocol id, 0 0),
+ * then frames of a 64-bit big-endian length and the payload; over ipc
+ * each frame starts with a type byte, 0x01 for a message.
+ *
+ * Listeners, dialers and handshakes live in the background thread; a
+ * connected pipe is read and written by whichever caller polls its
+ * socket, and watched by the background thread only for hang-ups and
+ * writes nobody waits for. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "core.h"
+
+#define RBUF_SIZE (64 * 1024)
+#define HANDSHAKE_TIMEOUT_MS 10000
+#define READ_BUDGET (4 * 1024 * 1024)
+
+/* ---- addresses ---------------------------------------------------------- */
+
+union sockaddr_any {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+	struct sockaddr_un un;
+	struct sockaddr_storage ss;
+};
+
+static int resolve(const struct url *u, bool passive, union sockaddr_any *addr, socklen_t *len)
+{
+	memset(addr, 0, sizeof(*addr));
+	if (u->scheme == URL_IPC) {
+		addr->un.sun_family = AF_UNIX;
+		strcpy(addr->un.sun_path, u->name);
+		*len = sizeof(addr->un);
+		return 0;
+	}
+	if (passive && !strcmp(u->host, "*")) {
+		addr->in4.sin_family = AF_INET;
+		addr->in4.sin_port = htons((uint16_t)u->port);
+		addr->in4.sin_addr.s_addr = htonl(INADDR_ANY);
+		*len = sizeof(addr->in4);
+		return 0;
+	}
+	if (inet_pton(AF_INET, u->host, &addr->in4.sin_addr) == 1) {
+		addr->in4.sin_family = AF_INET;
+		addr->in4.sin_port = htons((uint16_t)u->port);
+		*len = sizeof(addr->in4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, u->host, &addr->in6.sin6_addr) == 1) {
+		addr->in6.sin6_family = AF_INET6;
+		addr->in6.sin6_port = htons((uint16_t)u->port);
+		*len = sizeof(addr->in6);
+		return 0;
+	}
+	if (u->ipv6_literal)
+		return EINVAL;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
+	if (getaddrinfo(u->host, NULL, &hints, &res) != 0 || !res)
+		return EADDRNOTAVAIL;
+	memcpy(&addr->ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	if (addr->sa.sa_family == AF_INET)
+		addr->in4.sin_port = htons((uint16_t)u->port);
+	else
+		addr->in6.sin6_port = htons((uint16_t)u->port);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void tune_fd(int fd, bool tcp)
+{
+	if (tcp) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+}
+
+/* ---- connected pipes ------------------------------------------------------ */
+
+struct spipe {
+	struct pipe base;
+	bool ipc;
+	struct bg_watch watch; /* hang-ups, and writes nobody waits for */
+	/* receive */
+	uint8_t *rbuf;
+	size_t rstart, rend;
+	nnofi_msg *rmsg; /* a big message read straight into its body */
+	size_t rgot;
+	/* send: a frame the kernel did not take whole */
+	bool tpending;
+	uint8_t thdr[9 + NNOFI_MAX_HDR];
+	size_t thdr_len;
+	uint8_t *tbody;
+	size_t tbody_len;
+	size_t toff;        /* bytes of thdr+tbody written */
+	uint64_t ttoken;    /* borrowed from this send call; 0 = owned */
+	struct chunk *tchunk;
+	uint8_t *town;      /* copy made by own_pending */
+};
+
+static void spipe_rearm_bg(struct spipe *sp)
+{
+	uint32_t ev = EPOLLRDHUP | EPOLLONESHOT;
+	if (sp->tpending && !sp->ttoken)
+		ev |= EPOLLOUT;
+	bg_watch_mod(&sp->watch, ev);
+}
+
+static void put_u64be(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_u64be(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void tx_release(struct spipe *sp)
+{
+	if (sp->tchunk)
+		chunk_unref(sp->tchunk);
+	free(sp->town);
+	sp->tchunk = NULL;
+	sp->town = NULL;
+	sp->tpending = false;
+	sp->ttoken = 0;
+}
+
+/* Write what remains of the pending frame; 0, or an errno if the pipe died. */
+static int tx_flush(struct spipe *sp)
+{
+	while (sp->tpending) {
+		struct iovec iov[2];
+		int n = 0;
+		if (sp->toff < sp->thdr_len) {
+			iov[n].iov_base = sp->thdr + sp->toff;
+			iov[n++].iov_len = sp->thdr_len - sp->toff;
+		}
+		size_t boff = sp->toff > sp->thdr_len ? sp->toff - sp->thdr_len : 0;
+		if (boff < sp->tbody_len) {
+			iov[n].iov_base = sp->tbody + boff;
+			iov[n++].iov_len = sp->tbody_len - boff;
+		}
+		if (n == 0) {
+			tx_release(sp);
+			break;
+		}
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t w = sendmsg(sp->base.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return errno;
+		}
+		sp->toff += (size_t)w;
+		if (sp->toff == sp->thdr_len + sp->tbody_len)
+			tx_release(sp);
+	}
+	return 0;
+}
+
+static int spipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
+{
+	struct spipe *sp = (struct spipe *)p;
+	struct nnofi_sock *s = p->sock;
+	if (sp->tpending || p->dead)
+		return EAGAIN;
+	size_t h = 0;
+	if (sp->ipc)
+		sp->thdr[h++] = 1;
+	put_u64be(sp->thdr + h, m->hdr_len + m->len);
+	h += 8;
+	memcpy(sp->thdr + h, m->hdr, m->hdr_len);
+	sp->thdr_len = h + m->hdr_len;
+	sp->tbody = m->body;
+	sp->tbody_len = m->len;
+	sp->toff = 0;
+	sp->tpending = true;
+	sp->ttoken = 0;
+	int err = tx_flush(sp);
+	if (err) {
+		tx_release(sp);
+		sock_remove_pipe(s, p, true);
+		return EAGAIN; /* the protocol picks another pipe or waits */
+	}
+	if (!sp->tpending)
+		return 0;
+	/* The kernel took part of it: finish later, from the caller's buffer
+	 * while it waits (zero copy) or from our reference to the chunk. */
+	if (borrowed) {
+		sp->ttoken = s->send_token;
+	} else {
+		chunk_ref(m->chunk);
+		sp->tchunk = m->chunk;
+	}
+	p->writable = false;
+	sock_poll_update(s, p, true);
+	if (!sp->ttoken)
+		spipe_rearm_bg(sp);
+	return 0;
+}
+
+static void spipe_write_ready(struct pipe *p)
+{
+	struct spipe *sp = (struct spipe *)p;
+	int err = tx_flush(sp);
+	if (err) {
+		sock_remove_pipe(p->sock, p, true);
+		return;
+	}
+	if (sp->tpending)
+		return;
+	sock_poll_update(p->sock, p, false);
+	sock_pipe_writable(p->sock, p);
+}
+
+static bool spipe_borrowing(struct pipe *p, uint64_t token)
+{
+	struct spipe *sp = (struct spipe *)p;
+	return sp->tpending && sp->ttoken && sp->ttoken == token;
+}
+
+static void spipe_own_pending(struct pipe *p)
+{
+	struct spipe *sp = (struct spipe *)p;
+	size_t boff = sp->toff > sp->thdr_len ? sp->toff - sp->thdr_len : 0;
+	size_t rest = sp->tbody_len - boff;
+	sp->town = malloc(rest ? rest : 1);
+	die_on(sp->town == NULL, "out of memory");
+	memcpy(sp->town, sp->tbody + boff, rest);
+	sp->tbody = sp->town;
+	sp->tbody_len = rest;
+	if (sp->toff > sp->thdr_len)
+		sp->toff = sp->thdr_len;
+	sp->ttoken = 0;
+	spipe_rearm_bg(sp);
+}
+
+/* Protocol violation or hang-up: drop this pipe only. */
+static void spipe_fail(struct spipe *sp, bool broken, bool protocol_error)
+{
+	if (protocol_error)
+		sock_stat(sp->base.sock, NNOFI_STAT_PROTOCOL_ERRORS, 1);
+	sock_remove_pipe(sp->base.sock, &sp->base, broken);
+}
+
+/* Turn buffered bytes into messages; false if the pipe died. */
+static bool parse_buffered(struct spipe *sp)
+{
+	struct nnofi_sock *s = sp->base.sock;
+	size_t hsz = sp->ipc ? 9 : 8;
+	while (!sp->rmsg && sp->rend - sp->rstart >= hsz) {
+		uint8_t *f = sp->rbuf + sp->rstart;
+		if (sp->ipc && f[0] != 1) {
+			spipe_fail(sp, true, true);
+			return false;
+		}
+		uint64_t len = get_u64be(f + hsz - 8);
+		if (s->recv_max_size >= 0 && len > (uint64_t)s->recv_max_size) {
+			spipe_fail(sp, true, true);
+			return false;
+		}
+		size_t avail = sp->rend - sp->rstart - hsz;
+		if (len <= avail) {
+			nnofi_msg *m = msg_alloc((size_t)len);
+			memcpy(m->body, f + hsz, (size_t)len);
+			sp->rstart += hsz + (size_t)len;
+			sock_deliver(s, &sp->base, m);
+			if (sp->base.dead)
+				return false;
+			continue;
+		}
+		if (len + hsz <= RBUF_SIZE / 2)
+			break; /* fits the buffer: read more */
+		nnofi_msg *m = len <= SIZE_MAX ? msg_try_alloc((size_t)len) : NULL;
+		if (!m) {
+			spipe_fail(sp, true, true);
+			return false;
+		}
+		memcpy(m->body, f + hsz, avail);
+		sp->rgot = avail;
+		sp->rmsg = m;
+		sp->rstart = sp->rend = 0;
+	}
+	if (sp->rstart == sp->rend)
+		sp->rstart = sp->rend = 0;
+	return true;
+}
+
+static void spipe_read_ready(struct pipe *p)
+{
+	struct spipe *sp = (struct spipe *)p;
+	size_t budget = READ_BUDGET;
+	while (!p->dead) {
+		if (!parse_buffered(sp))
+			return;
+		uint8_t *dst;
+		size_t want;
+		if (sp->rmsg) {
+			dst = sp->rmsg->body + sp->rgot;
+			want = sp->rmsg->len - sp->rgot;
+		} else {
+			if (sp->rstart > 0) {
+				memmove(sp->rbuf, sp->rbuf + sp->rstart, sp->rend - sp->rstart);
+				sp->rend -= sp->rstart;
+				sp->rstart = 0;
+			}
+			dst = sp->rbuf + sp->rend;
+			want = RBUF_SIZE - sp->rend;
+		}
+		ssize_t n = want ? read(p->fd, dst, want) : 0;
+		if (n == 0) {
+			spipe_fail(sp, false, false); /* orderly close by the peer */
+			return;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				spipe_fail(sp, true, false);
+			return;
+		}
+		if (sp->rmsg) {
+			sp->rgot += (size_t)n;
+			if (sp->rgot == sp->rmsg->len) {
+				nnofi_msg *m = sp->rmsg;
+				sp->rmsg = NULL;
+				sock_deliver(p->sock, p, m);
+			}
+		} else {
+			sp->rend += (size_t)n;
+		}
+		if ((size_t)n < want) {
+			parse_buffered(sp); /* drained the socket for now */
+			return;
+		}
+		if (budget <= (size_t)n)
+			return; /* let other pipes have a turn; level-triggered */
+		budget -= (size_t)n;
+	}
+}
+
+static void spipe_close(struct pipe *p)
+{
+	struct spipe *sp = (struct spipe *)p;
+	bg_watch_del(&sp->watch);
+	close(p->fd);
+	p->fd = -1;
+	tx_release(sp);
+	msg_free(sp->rmsg);
+	sp->rmsg = NULL;
+}
+
+static void spipe_destroy(struct pipe *p)
+{
+	struct spipe *sp = (struct spipe *)p;
+	free(sp->rbuf);
+	free(sp);
+}
+
+static void spipe_bg_event(struct bg_watch *w, uint32_t events)
+{
+	struct spipe *sp = (struct spipe *)((char *)w - offsetof(struct spipe, watch));
+	struct nnofi_sock *s = sp->base.sock;
+	pthread_mutex_lock(&s->mtx);
+	if (!sp->base.dead) {
+		if (events & EPOLLOUT)
+			spipe_write_ready(&sp->base);
+		if (!sp->base.dead && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+			/* deliver what the peer sent before it went, then drop it */
+			while (!sp->base.dead)
+				spipe_read_ready(&sp->base);
+		}
+		if (!sp->base.dead)
+			spipe_rearm_bg(sp);
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static const struct pipe_ops spipe_ops = {
+	.send = spipe_send,
+	.read_ready = spipe_read_ready,
+	.write_ready = spipe_write_ready,
+	.close = spipe_close,
+	.borrowing = spipe_borrowing,
+	.own_pending = spipe_own_pending,
+	.destroy = spipe_destroy,
+};
+
+/* Attach a connected, handshaken fd to the socket (sock locked). */
+static bool spipe_attach(struct endpoint *ep, int fd)
+{
+	struct nnofi_sock *s = ep->sock;
+	struct spipe *sp = calloc(1, sizeof(*sp));
+	uint8_t *rbuf = malloc(RBUF_SIZE);
+	if (!sp || !rbuf) {
+		free(sp);
+		free(rbuf);
+		return false;
+	}
+	sp->rbuf = rbuf;
+	sp->ipc = ep->url.scheme == URL_IPC;
+	sp->base.sock = s;
+	sp->base.ops = &spipe_ops;
+	sp->base.id = sock_new_pipe_id(s);
+	sp->base.fd = fd;
+	sp->base.ep = ep;
+	sp->base.writable = true;
+	sp->watch.fd = fd;
+	sp->watch.on_event = spipe_bg_event;
+	if (!sock_add_pipe(s, &sp->base)) {
+		free(rbuf);
+		free(sp);
+		return false;
+	}
+	sock_ref(s);
+	if (bg_watch_add(&sp->watch, EPOLLRDHUP | EPOLLONESHOT) != 0)
+		sock_remove_pipe(s, &sp->base, true);
+	return true;
+}
+
+/* ---- handshake --------------------------------------------------------- */
+
+struct handshake {
+	struct bg_watch watch;
+	struct bg_timer timeout;
+	struct endpoint *ep;
+	int fd;
+	uint8_t got[8];
+	size_t ngot;
+	bool dead;
+	struct handshake *next; /* in its endpoint's list */
+};
+
+struct stream_ep {
+	struct bg_watch watch; /* listening or connecting fd */
+	struct bg_timer redial;
+	struct endpoint *ep;
+	int fd;
+	bool stopped;
+	char unlink_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct handshake *handshakes;
+};
+
+static void dial(struct stream_ep *se);
+
+static void redial_later(struct stream_ep *se)
+{
+	if (se->stopped || se->ep->kind != EP_CONNECT)
+		return;
+	bg_timer_arm(&se->redial, now_ms() + sock_next_backoff(se->ep));
+}
+
+static void free_handshake(void *arg)
+{
+	free(arg);
+}
+
+/* Finish a handshake (sock locked): hand the fd to a pipe, or close it. */
+static void handshake_end(struct handshake *hs, bool ok)
+{
+	struct stream_ep *se = hs->ep->tdata;
+	hs->dead = true;
+	bg_timer_cancel(&hs->timeout);
+	bg_watch_del(&hs->watch);
+	for (struct handshake **pp = &se->handshakes; *pp; pp = &(*pp)->next) {
+		if (*pp == hs) {
+			*pp = hs->next;
+			break;
+		}
+	}
+	if (!ok || se->stopped || !spipe_attach(hs->ep, hs->fd)) {
+		close(hs->fd);
+		redial_later(se);
+	}
+	bg_defer(free_handshake, hs);
+}
+
+static void handshake_event(struct bg_watch *w, uint32_t events)
+{
+	struct handshake *hs = (struct handshake *)w;
+	struct nnofi_sock *s = hs->ep->sock;
+	(void)events;
+	pthread_mutex_lock(&s->mtx);
+	if (!hs->dead) {
+		ssize_t n = read(hs->fd, hs->got + hs->ngot, 8 - hs->ngot);
+		if (n > 0)
+			hs->ngot += (size_t)n;
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			handshake_end(hs, false);
+		} else if (hs->ngot == 8) {
+			const uint8_t *h = hs->got;
+			int peer = (h[4] << 8) | h[5];
+			bool ok = h[0] == 0 && h[1] == 'S' && h[2] == 'P' && h[3] == 0 && h[6] == 0 &&
+				  h[7] == 0 && sock_peer_compatible(s, peer);
+			if (!ok)
+				sock_stat(s, NNOFI_STAT_PROTOCOL_ERRORS, 1);
+			handshake_end(hs, ok);
+		}
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static void handshake_expired(struct bg_timer *t)
+{
+	struct handshake *hs = (struct handshake *)((char *)t - offsetof(struct handshake, timeout));
+	struct nnofi_sock *s = hs->ep->sock;
+	pthread_mutex_lock(&s->mtx);
+	if (!hs->dead) {
+		sock_stat(s, NNOFI_STAT_PROTOCOL_ERRORS, 1);
+		handshake_end(hs, false);
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* Start the SP header exchange on a connected fd (sock locked). */
+static void handshake_start(struct stream_ep *se, int fd)
+{
+	struct nnofi_sock *s = se->ep->sock;
+	uint8_t hdr[8] = { 0, 'S', 'P', 0, (uint8_t)(s->proto->id >> 8), (uint8_t)s->proto->id, 0, 0 };
+	struct handshake *hs = calloc(1, sizeof(*hs));
+	if (!hs || send(fd, hdr, 8, MSG_NOSIGNAL | MSG_DONTWAIT) != 8) {
+		free(hs);
+		close(fd);
+		redial_later(se);
+		return;
+	}
+	hs->ep = se->ep;
+	hs->fd = fd;
+	hs->watch.fd = fd;
+	hs->watch.on_event = handshake_event;
+	hs->timeout.fire = handshake_expired;
+	hs->next = se->handshakes;
+	se->handshakes = hs;
+	if (bg_watch_add(&hs->watch, EPOLLIN) != 0) {
+		handshake_end(hs, false);
+		return;
+	}
+	bg_timer_arm(&hs->timeout, now_ms() + HANDSHAKE_TIMEOUT_MS);
+}
+
+/* ---- listeners ------------------------------------------------------------ */
+
+static void listener_event(struct bg_watch *w, uint32_t events)
+{
+	struct stream_ep *se = (struct stream_ep *)w;
+	struct nnofi_sock *s = se->ep->sock;
+	(void)events;
+	pthread_mutex_lock(&s->mtx);
+	for (int i = 0; i < 64 && !se->stopped; i++) {
+		int fd = accept4(se->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			break; /* EAGAIN, or out of fds: try again on the next event */
+		tune_fd(fd, se->ep->url.scheme == URL_TCP);
+		handshake_start(se, fd);
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* ipc: a socket file nobody listens on any more is stale; replace it. */
+static void remove_stale_ipc(const union sockaddr_any *addr, socklen_t len)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, &addr->sa, len) != 0 && errno == ECONNREFUSED)
+		unlink(addr->un.sun_path);
+	close(fd);
+}
+
+static void format_url(struct endpoint *ep, const union sockaddr_any *addr)
+{
+	if (ep->url.scheme != URL_TCP)
+		return;
+	const char *host = ep->url.host;
+	int port = ntohs(addr->sa.sa_family == AF_INET6 ? addr->in6.sin6_port : addr->in4.sin_port);
+	if (!strcmp(host, "*"))
+		host = "0.0.0.0";
+	if (strchr(host, ':'))
+		snprintf(ep->real_url, sizeof(ep->real_url), "tcp://[%s]:%d", host, port);
+	else
+		snprintf(ep->real_url, sizeof(ep->real_url), "tcp://%s:%d", host, port);
+}
+
+static void stream_stop(struct endpoint *ep);
+static void stream_pipe_gone(struct endpoint *ep);
+static const struct ep_ops stream_ep_ops = { .stop = stream_stop, .pipe_gone = stream_pipe_gone };
+
+static struct stream_ep *stream_ep_new(struct endpoint *ep)
+{
+	struct stream_ep *se = calloc(1, sizeof(*se));
+	if (!se)
+		return NULL;
+	se->ep = ep;
+	se->fd = -1;
+	ep->tdata = se;
+	ep->ops = &stream_ep_ops;
+	return se;
+}
+
+int stream_bind(struct endpoint *ep)
+{
+	union sockaddr_any addr;
+	socklen_t alen;
+	int rc = resolve(&ep->url, true, &addr, &alen);
+	if (rc)
+		return rc;
+	int fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	if (addr.sa.sa_family == AF_UNIX) {
+		remove_stale_ipc(&addr, alen);
+	} else {
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	}
+	if (bind(fd, &addr.sa, alen) != 0 || listen(fd, 128) != 0) {
+		rc = errno;
+		close(fd);
+		return rc;
+	}
+	socklen_t blen = sizeof(addr);
+	getsockname(fd, &addr.sa, &blen);
+	format_url(ep, &addr);
+	struct stream_ep *se = stream_ep_new(ep);
+	if (!se) {
+		close(fd);
+		return ENOMEM;
+	}
+	if (addr.sa.sa_family == AF_UNIX)
+		strcpy(se->unlink_path, ep->url.name);
+	se->fd = fd;
+	se->watch.fd = fd;
+	se->watch.on_event = listener_event;
+	if ((rc = bg_watch_add(&se->watch, EPOLLIN)) != 0) {
+		close(fd);
+		free(se);
+		return rc;
+	}
+	return 0;
+}
+
+/* ---- dialers --------------------------------------------------------------- */
+
+static void dial_event(struct bg_watch *w, uint32_t events)
+{
+	struct stream_ep *se = (struct stream_ep *)w;
+	struct nnofi_sock *s = se->ep->sock;
+	(void)events;
+	pthread_mutex_lock(&s->mtx);
+	if (!se->stopped && se->fd >= 0) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		getsockopt(se->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		int fd = se->fd;
+		bg_watch_del(&se->watch);
+		se->fd = -1;
+		if (err) {
+			close(fd);
+			redial_later(se);
+		} else {
+			handshake_start(se, fd);
+		}
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* Start a non-blocking connect (sock locked). */
+static void dial(struct stream_ep *se)
+{
+	if (se->stopped || se->fd >= 0)
+		return;
+	union sockaddr_any addr;
+	socklen_t alen;
+	if (resolve(&se->ep->url, false, &addr, &alen) != 0) {
+		redial_later(se); /* name may resolve later */
+		return;
+	}
+	int fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		redial_later(se);
+		return;
+	}
+	tune_fd(fd, se->ep->url.scheme == URL_TCP);
+	if (connect(fd, &addr.sa, alen) == 0) {
+		handshake_start(se, fd);
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		close(fd);
+		redial_later(se);
+		return;
+	}
+	se->fd = fd;
+	se->watch.fd = fd;
+	se->watch.on_event = dial_event;
+	if (bg_watch_add(&se->watch, EPOLLOUT | EPOLLONESHOT) != 0) {
+		close(fd);
+		se->fd = -1;
+		redial_later(se);
+	}
+}
+
+static void redial_fire(struct bg_timer *t)
+{
+	struct stream_ep *se = (struct stream_ep *)((char *)t - offsetof(struct stream_ep, redial));
+	struct nnofi_sock *s = se->ep->sock;
+	pthread_mutex_lock(&s->mtx);
+	dial(se);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static void stream_pipe_gone(struct endpoint *ep)
+{
+	redial_later(ep->tdata);
+}
+
+int stream_connect(struct endpoint *ep)
+{
+	union sockaddr_any addr;
+	socklen_t alen;
+	if (ep->url.scheme == URL_TCP && !strcmp(ep->url.host, "*"))
+		return EINVAL;
+	if (ep->url.scheme == URL_TCP && ep->url.port == 0)
+		return EINVAL;
+	if (ep->url.ipv6_literal && resolve(&ep->url, false, &addr, &alen) != 0)
+		return EINVAL;
+	struct stream_ep *se = stream_ep_new(ep);
+	if (!se)
+		return ENOMEM;
+	se->redial.fire = redial_fire;
+	pthread_mutex_lock(&ep->sock->mtx);
+	dial(se);
+	pthread_mutex_unlock(&ep->sock->mtx);
+	return 0;
+}
+
+/* ---- stop ------------------------------------------------------------------ */
+
+static void free_stream_ep(void *arg)
+{
+	free(arg);
+}
+
+static void stream_stop(struct endpoint *ep)
+{
+	struct stream_ep *se = ep->tdata;
+	struct nnofi_sock *s = ep->sock;
+	pthread_mutex_lock(&s->mtx);
+	se->stopped = true;
+	bg_timer_cancel(&se->redial);
+	if (se->fd >= 0) {
+		bg_watch_del(&se->watch);
+		close(se->fd);
+		se->fd = -1;
+	}
+	while (se->handshakes)
+		handshake_end(se->handshakes, false);
+	if (se->unlink_path[0])
+		unlink(se->unlink_path);
+	pthread_mutex_unlock(&s->mtx);
+	bg_defer(free_stream_ep, se);
+}

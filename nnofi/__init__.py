@@ -1,0 +1,45 @@
+"""nnofi: nanomsg's scalability protocols over inproc, ipc, tcp and
+libfabric, with a C core.
+
+    import nnofi
+    with nnofi.Rep(bind="tcp://127.0.0.1:5555") as rep, \\
+         nnofi.Req(connect="tcp://127.0.0.1:5555") as req:
+        req.send(b"ping")
+        rep.send(rep.recv() + b" pong")
+        print(req.recv())
+"""
+from .errors import (
+    AddressInUse,
+    Again,
+    BadState,
+    BadURL,
+    Closed,
+    Error,
+    MessageTooLarge,
+    NotSupported,
+    Timeout,
+)
+from .message import Message
+from .socket import Endpoint, Pair, Pull, Push, Rep, Req, Socket
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddressInUse",
+    "Again",
+    "BadState",
+    "BadURL",
+    "Closed",
+    "Endpoint",
+    "Error",
+    "Message",
+    "MessageTooLarge",
+    "NotSupported",
+    "Pair",
+    "Pull",
+    "Push",
+    "Rep",
+    "Req",
+    "Socket",
+    "Timeout",
+]

@@ -1,0 +1,30 @@
+"""Socket options: name -> (native id, help). Times are milliseconds and
+-1 means infinite/unlimited, as in nanomsg, nng and pyzmq."""
+from ._native import lib
+
+OPTIONS = {
+    "send_timeout": (lib.NNOFI_OPT_SEND_TIMEOUT, "ms a blocking send may wait (-1: forever)"),
+    "recv_timeout": (lib.NNOFI_OPT_RECV_TIMEOUT, "ms a blocking receive may wait (-1: forever)"),
+    "recv_max_size": (lib.NNOFI_OPT_RECV_MAX_SIZE, "largest message accepted, bytes (-1: any)"),
+    "send_buffer": (lib.NNOFI_OPT_SEND_BUFFER, "bytes queued for sending"),
+    "recv_buffer": (lib.NNOFI_OPT_RECV_BUFFER, "bytes received ahead of recv()"),
+    "reconnect_ivl": (lib.NNOFI_OPT_RECONNECT_IVL, "ms before redialing a lost peer"),
+    "reconnect_ivl_max": (
+        lib.NNOFI_OPT_RECONNECT_IVL_MAX,
+        "upper bound of exponential redial backoff, ms (0: no backoff)",
+    ),
+    "linger": (lib.NNOFI_OPT_LINGER, "ms close() waits for queued messages"),
+    "req_resend_ivl": (lib.NNOFI_OPT_REQ_RESEND_IVL, "ms before REQ resends an unanswered request"),
+}
+
+STATS = (
+    "msgs_sent",
+    "msgs_recv",
+    "bytes_sent",
+    "bytes_recv",
+    "pipes_opened",
+    "pipes_closed",
+    "pipes_broken",
+    "msgs_dropped",
+    "protocol_errors",
+)

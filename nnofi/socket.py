@@ -1,0 +1,282 @@
+"""Socket classes. Python does control (create, bind, options); each send
+or receive is one native call with the GIL released (cffi does that)."""
+import itertools
+import threading
+from typing import Any, Dict, Iterable, List, Optional, Union
+
+from ._native import ffi, lib
+from .errors import BadURL, Closed, Error, from_errno
+from .message import Message
+from .options import OPTIONS, STATS
+
+Buffer = Union[bytes, bytearray, memoryview, Any]
+
+# Buffers the core keeps past a send call (zero-copy inproc), by handle,
+# until nnofi_reap reports them released. Shared by all sockets.
+_ZERO_COPY_MIN = 64 * 1024
+_retained: Dict[int, Any] = {}
+_handles = itertools.count(1)
+_reap_buf = ffi.new("uint64_t[]", 256)
+_tls = threading.local()
+
+
+def _reap() -> None:
+    while True:
+        n = lib.nnofi_reap(_reap_buf, 256)
+        for i in range(n):
+            _retained.pop(_reap_buf[i], None)
+        if n < 256:
+            return
+
+
+def _recv_result():
+    try:
+        return _tls.result
+    except AttributeError:
+        _tls.result = ffi.new("nnofi_recv_result *")
+        return _tls.result
+
+
+class Endpoint:
+    """A bound or connected address of a socket."""
+
+    def __init__(self, sock: "Socket", ep_id: int, url: str, kind: str) -> None:
+        self._sock = sock
+        self.id = ep_id
+        self.url = url
+        self.kind = kind
+
+    def close(self) -> None:
+        """Stop listening/dialing and close this endpoint's connections."""
+        if self._sock.closed:
+            return
+        lib.nnofi_endpoint_close(self._sock._handle(), self.id)
+
+    def __repr__(self) -> str:
+        return f"<nnofi.Endpoint {self.kind} {self.url}>"
+
+
+class Socket:
+    """Base of all socket types; use Pair, Push, Pull, Req, Rep."""
+
+    _protocol = 0
+
+    def __init__(
+        self,
+        *,
+        bind: Optional[Union[str, Iterable[str]]] = None,
+        connect: Optional[Union[str, Iterable[str]]] = None,
+        **options: int,
+    ) -> None:
+        if type(self) is Socket:
+            raise TypeError("use a socket type: Pair, Push, Pull, Req or Rep")
+        out = ffi.new("nnofi_sock **")
+        self._check(lib.nnofi_socket(self._protocol, out), "socket")
+        self._sock = ffi.gc(out[0], lib.nnofi_release)
+        self._closed = False
+        self._endpoints: List[Endpoint] = []
+        try:
+            for name, value in options.items():
+                if name not in OPTIONS:
+                    raise TypeError(f"unknown option {name!r}; known: {', '.join(sorted(OPTIONS))}")
+                setattr(self, name, value)
+            for url in _as_list(bind):
+                self.bind(url)
+            for url in _as_list(connect):
+                self.connect(url)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- life cycle --------------------------------------------------------
+    def close(self) -> None:
+        """Close the socket; threads blocked in it raise Closed. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            lib.nnofi_close(self._sock)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> "Socket":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ", ".join(e.url for e in self._endpoints) or "idle"
+        return f"<nnofi.{type(self).__name__} {state}>"
+
+    def _handle(self):
+        return self._sock
+
+    # -- endpoints -----------------------------------------------------------
+    def bind(self, url: str) -> Endpoint:
+        """Listen on url (tcp://HOST:0 picks a free port: see .url)."""
+        return self._endpoint(lib.nnofi_bind, url, "bind")
+
+    def connect(self, url: str) -> Endpoint:
+        """Dial url; the connection is made (and remade) in the background."""
+        return self._endpoint(lib.nnofi_connect, url, "connect")
+
+    @property
+    def endpoints(self) -> List[Endpoint]:
+        return list(self._endpoints)
+
+    def _endpoint(self, fn, url: str, kind: str) -> Endpoint:
+        if not isinstance(url, str):
+            raise TypeError(f"{kind} takes a URL string, not {type(url).__name__}")
+        real = ffi.new("char[]", 512)
+        ep_id = ffi.new("uint32_t *")
+        rc = fn(self._sock, url.encode(), real, 512, ep_id)
+        if rc:
+            import errno as E
+
+            if rc in (E.EINVAL, E.EPROTONOSUPPORT, E.ENAMETOOLONG, E.EADDRNOTAVAIL, E.EAFNOSUPPORT):
+                raise BadURL(
+                    f"{kind} {url!r}: {ffi.string(lib.nnofi_strerror(rc)).decode()}"
+                    " (expected inproc://NAME, ipc:///PATH or tcp://HOST:PORT)",
+                    rc,
+                )
+            self._check(rc, f"{kind} {url!r}")
+        ep = Endpoint(self, ep_id[0], ffi.string(real).decode(), kind)
+        self._endpoints.append(ep)
+        return ep
+
+    # -- messages ------------------------------------------------------------
+    def send(self, data: Buffer, block: bool = True) -> None:
+        """Send bytes or any buffer (numpy arrays too) without copying where
+        the transport allows."""
+        buf = ffi.from_buffer(data)
+        flags = 0 if block else lib.NNOFI_DONTWAIT
+        n = len(buf)
+        if n < _ZERO_COPY_MIN:
+            rc = lib.nnofi_send(self._sock, buf, n, flags, 0, _no_retain)
+        else:
+            handle = next(_handles)
+            retained = ffi.new("int *")
+            _retained[handle] = (data, buf)
+            rc = lib.nnofi_send(self._sock, buf, n, flags, handle, retained)
+            if not retained[0]:
+                _retained.pop(handle, None)
+        if _retained:
+            _reap()
+        if rc:
+            self._check(rc, "send")
+
+    def recv(self, block: bool = True) -> bytes:
+        """Receive one message as bytes."""
+        res = _recv_result()
+        rc = lib.nnofi_recv(self._sock, 0 if block else lib.NNOFI_DONTWAIT, res)
+        if rc:
+            self._check(rc, "recv")
+        try:
+            return ffi.unpack(ffi.cast("char *", res.data), res.len)
+        finally:
+            lib.nnofi_msg_free(res.msg)
+
+    def recv_msg(self, block: bool = True) -> Message:
+        """Receive one message as an nnofi.Message (zero-copy buffer)."""
+        res = _recv_result()
+        rc = lib.nnofi_recv(self._sock, 0 if block else lib.NNOFI_DONTWAIT, res)
+        if rc:
+            self._check(rc, "recv")
+        return Message._adopt(res)
+
+    def recv_into(self, buffer: Buffer, block: bool = True) -> int:
+        """Receive into a writable buffer; returns the message size (if it
+        is larger than the buffer, the message was truncated)."""
+        buf = ffi.from_buffer(buffer, require_writable=True)
+        size = ffi.new("size_t *")
+        rc = lib.nnofi_recv_into(self._sock, buf, len(buf), 0 if block else lib.NNOFI_DONTWAIT, size)
+        if rc:
+            self._check(rc, "recv")
+        return int(size[0])
+
+    def fileno(self) -> int:
+        """An fd that polls readable when recv() would not block."""
+        fd = ffi.new("int *")
+        self._check(lib.nnofi_recv_fd(self._sock, fd), "fileno")
+        return fd[0]
+
+    # -- state -----------------------------------------------------------------
+    @property
+    def stats(self) -> Dict[str, int]:
+        """Counters: messages/bytes in and out, pipes opened/closed/broken..."""
+        out = ffi.new("uint64_t[]", len(STATS))
+        lib.nnofi_stats(self._sock, out, len(STATS))
+        return {name: int(out[i]) for i, name in enumerate(STATS)}
+
+    def _check(self, rc: int, what: str) -> None:
+        if rc == 0:
+            return
+        if getattr(self, "_closed", False) and rc == __import__("errno").EBADF:
+            raise Closed(f"{what}: socket is closed", rc)
+        raise from_errno(rc, what, ffi.string(lib.nnofi_strerror(rc)).decode())
+
+
+_no_retain = ffi.new("int *")
+
+
+def _as_list(urls: Optional[Union[str, Iterable[str]]]) -> List[str]:
+    if urls is None:
+        return []
+    if isinstance(urls, str):
+        return [urls]
+    return list(urls)
+
+
+def _option_property(name: str, opt: int, doc: str) -> property:
+    def get(self: Socket) -> int:
+        value = ffi.new("int64_t *")
+        self._check(lib.nnofi_getopt(self._sock, opt, value), f"get {name}")
+        return int(value[0])
+
+    def set(self: Socket, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} takes an int, not {type(value).__name__}")
+        if not -(2**63) <= value < 2**63:
+            raise ValueError(f"{name}={value} is out of range")
+        rc = lib.nnofi_setopt(self._sock, opt, value)
+        if rc == __import__("errno").EINVAL:
+            raise ValueError(f"{name}={value} is out of range ({doc})")
+        self._check(rc, f"set {name}")
+
+    return property(get, set, doc=doc)
+
+
+for _name, (_opt, _doc) in OPTIONS.items():
+    setattr(Socket, _name, _option_property(_name, _opt, _doc))
+
+
+class Pair(Socket):
+    """One-to-one, both directions (nanomsg PAIR, protocol 16)."""
+
+    _protocol = lib.NNOFI_PAIR
+
+
+class Push(Socket):
+    """Sends, load-balanced round-robin over connected Pulls (protocol 80)."""
+
+    _protocol = lib.NNOFI_PUSH
+
+
+class Pull(Socket):
+    """Receives, fair-queued from connected Pushes (protocol 81)."""
+
+    _protocol = lib.NNOFI_PULL
+
+
+class Req(Socket):
+    """Sends requests and receives their replies; resends after
+    req_resend_ivl until answered (protocol 48)."""
+
+    _protocol = lib.NNOFI_REQ
+
+
+class Rep(Socket):
+    """Receives requests and answers each on the pipe it came from (49)."""
+
+    _protocol = lib.NNOFI_REP
