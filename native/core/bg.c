@@ -22,12 +22,9 @@ static struct {
 	int epfd, evfd;
 	struct bg_watch wake;
 	pthread_mutex_t mtx;
-	pthread_cond_t batch_cv;
-	uint64_t batches;
 	struct bg_timer *timers;
 	struct deferred *deferred, *deferred_tail;
-} bg = { .once = PTHREAD_ONCE_INIT, .mtx = PTHREAD_MUTEX_INITIALIZER,
-	 .batch_cv = PTHREAD_COND_INITIALIZER };
+} bg = { .once = PTHREAD_ONCE_INIT, .mtx = PTHREAD_MUTEX_INITIALIZER };
 
 static void bg_poke(void)
 {
@@ -107,10 +104,6 @@ static void *bg_main(void *unused)
 		}
 		fire_due_timers();
 		run_deferred();
-		pthread_mutex_lock(&bg.mtx);
-		bg.batches++;
-		pthread_cond_broadcast(&bg.batch_cv);
-		pthread_mutex_unlock(&bg.mtx);
 	}
 	return NULL;
 }
@@ -198,23 +191,4 @@ void bg_defer(void (*fn)(void *), void *arg)
 	bg.deferred_tail = d;
 	pthread_mutex_unlock(&bg.mtx);
 	bg_poke();
-}
-
-void bg_sync(void)
-{
-	if (pthread_equal(pthread_self(), bg.thread))
-		return;
-	pthread_mutex_lock(&bg.mtx);
-	uint64_t target = bg.batches + 2;
-	pthread_mutex_unlock(&bg.mtx);
-	bg_poke();
-	pthread_mutex_lock(&bg.mtx);
-	while (bg.batches < target) {
-		pthread_mutex_unlock(&bg.mtx);
-		bg_poke();
-		pthread_mutex_lock(&bg.mtx);
-		if (bg.batches < target)
-			pthread_cond_wait(&bg.batch_cv, &bg.mtx);
-	}
-	pthread_mutex_unlock(&bg.mtx);
 }

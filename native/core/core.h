@@ -115,8 +115,6 @@ void bg_timer_cancel(struct bg_timer *t);
 /* Run fn(arg) in the background thread after the current event batch;
  * also how objects the background thread may still see get freed. */
 void bg_defer(void (*fn)(void *), void *arg);
-/* Block until the background thread has finished its current batch. */
-void bg_sync(void);
 
 /* ---- pipes, endpoints, sockets --------------------------------------- */
 

@@ -193,6 +193,16 @@ static void endpoint_shutdown(struct nnofi_sock *s, struct endpoint *ep)
 	bg_defer(free_endpoint, ep);
 }
 
+static bool writes_pending(struct nnofi_sock *s)
+{
+	for (int i = 0; i < s->npipes; i++)
+		if (s->pipes[i]->want_write)
+			return true;
+	return false;
+}
+
+static int sock_wait(struct nnofi_sock *s, int64_t deadline);
+
 int nnofi_close(nnofi_sock *s)
 {
 	pthread_mutex_lock(&s->mtx);
@@ -200,6 +210,10 @@ int nnofi_close(nnofi_sock *s)
 		pthread_mutex_unlock(&s->mtx);
 		return EBADF;
 	}
+	/* linger: give frames already on their way time to leave */
+	int64_t deadline = deadline_after(s->linger);
+	while (writes_pending(s) && sock_wait(s, deadline) == 0)
+		;
 	s->closed = true;
 	struct endpoint *eps = s->eps;
 	s->eps = NULL;
@@ -332,7 +346,7 @@ void sock_kick(struct nnofi_sock *s)
 
 void sock_kick_locked(struct nnofi_sock *s)
 {
-	if (s->polling || atomic_load(&s->rfd_used)) {
+	if (s->polling) {
 		wake_write(s);
 		s->wake_signaled = true;
 	}

@@ -388,8 +388,10 @@ static void spipe_bg_event(struct bg_watch *w, uint32_t events)
 			spipe_write_ready(&sp->base);
 		if (!sp->base.dead && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
 			/* deliver what the peer sent before it went, then drop it */
-			while (!sp->base.dead)
+			for (int i = 0; i < 1024 && !sp->base.dead; i++)
 				spipe_read_ready(&sp->base);
+			if (!sp->base.dead)
+				spipe_fail(sp, true, false);
 		}
 		if (!sp->base.dead)
 			spipe_rearm_bg(sp);
