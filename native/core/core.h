@@ -212,6 +212,7 @@ struct nnofi_sock {
 	int64_t send_timeout, recv_timeout, recv_max_size;
 	int64_t send_buffer, recv_buffer;
 	int64_t reconnect_ivl, reconnect_ivl_max, linger, req_resend_ivl;
+	int64_t spin_us; /* poll without sleeping this long before blocking */
 
 	struct msgq rq; /* messages ready for the user */
 	bool reads_paused; /* rq is over recv_buffer */

@@ -32,6 +32,7 @@
 #define NNOFI_OPT_RECONNECT_IVL_MAX 7
 #define NNOFI_OPT_LINGER 8
 #define NNOFI_OPT_REQ_RESEND_IVL 9
+#define NNOFI_OPT_SPIN_US 10
 
 /* Statistics counters (index into nnofi_stats' array). */
 #define NNOFI_STAT_MSGS_SENT 0
