@@ -20,12 +20,32 @@ from .errors import (
     Timeout,
 )
 from .message import Message
-from .socket import Endpoint, Pair, Pull, Push, Rep, Req, Socket
+from .socket import (
+    Bus,
+    Endpoint,
+    Pair,
+    Pub,
+    Pull,
+    Push,
+    Rep,
+    Req,
+    Respondent,
+    Socket,
+    Sub,
+    Surveyor,
+    device,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AddressInUse",
+    "Bus",
+    "Pub",
+    "Respondent",
+    "Sub",
+    "Surveyor",
+    "device",
     "Again",
     "BadState",
     "BadURL",

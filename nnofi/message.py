@@ -19,6 +19,17 @@ class Message(MsgBuf):
         return cls(owner, int(ffi.cast("uintptr_t", result.data)), result.len)
 
     @property
+    def _native(self):
+        return self.owner
+
+    @property
+    def header(self) -> bytes:
+        """The SP header (backtrace, request id): only raw sockets keep it."""
+        data = ffi.new("void **")
+        n = lib.nnofi_msg_header(self.owner, data)
+        return ffi.unpack(ffi.cast("char *", data[0]), n)
+
+    @property
     def bytes(self) -> bytes:
         return memoryview(self).tobytes()
 

@@ -15,6 +15,7 @@ OPTIONS = {
     ),
     "linger": (lib.NNOFI_OPT_LINGER, "ms close() waits for queued messages"),
     "req_resend_ivl": (lib.NNOFI_OPT_REQ_RESEND_IVL, "ms before REQ resends an unanswered request"),
+    "survey_time": (lib.NNOFI_OPT_SURVEY_TIME, "ms a SURVEYOR collects answers (default 1000)"),
     "spin_us": (
         lib.NNOFI_OPT_SPIN_US,
         "microseconds a waiting call polls before sleeping (default 50 on multi-core, env NNOFI_SPIN_US)",

@@ -197,6 +197,11 @@ struct proto_ops {
 	nnofi_msg *(*recv)(struct nnofi_sock *s, int *err);
 	/* Protocol timers driven from blocking calls: returns next deadline. */
 	int64_t (*tick)(struct nnofi_sock *s, int64_t now);
+	/* Byte-string options (SUB's subscriptions). */
+	int (*setopt)(struct nnofi_sock *s, int opt, const void *data, size_t len);
+	/* A full receive queue drops new messages (counted) instead of
+	 * pushing back on the sender: PUB/SUB, BUS, survey responses. */
+	bool drop_when_full;
 };
 
 struct nnofi_sock {
@@ -206,6 +211,7 @@ struct nnofi_sock {
 	atomic_int refs;
 	const struct proto_ops *proto;
 	void *proto_data;
+	bool raw;   /* SP headers kept for the user (devices) */
 	bool closed;
 
 	/* options */
@@ -213,6 +219,7 @@ struct nnofi_sock {
 	int64_t send_buffer, recv_buffer;
 	int64_t reconnect_ivl, reconnect_ivl_max, linger, req_resend_ivl;
 	int64_t spin_us; /* poll without sleeping this long before blocking */
+	int64_t survey_time;
 
 	struct msgq rq; /* messages ready for the user */
 	bool reads_paused; /* rq is over recv_buffer */
@@ -240,6 +247,7 @@ struct nnofi_sock {
 	uint32_t sent_pipe;
 	uint64_t send_handle;
 	bool send_retained;
+	nnofi_msg *send_owned;
 
 	atomic_uint_fast64_t stats[NNOFI_STAT_COUNT];
 };
@@ -267,11 +275,27 @@ bool sock_peer_compatible(struct nnofi_sock *s, int peer_proto);
 
 /* ---- protocols -------------------------------------------------------- */
 
-extern const struct proto_ops proto_pair, proto_push, proto_pull, proto_req, proto_rep;
+extern const struct proto_ops proto_pair, proto_push, proto_pull, proto_req, proto_rep,
+	proto_pub, proto_sub, proto_surveyor, proto_respondent, proto_bus;
+/* raw variants where raw differs: headers pass through to the user */
+extern const struct proto_ops proto_xreq, proto_xrep, proto_xsurveyor, proto_xrespondent;
 
 /* Helpers shared by protocols. */
 struct pipe *proto_next_writable(struct nnofi_sock *s, uint32_t *cursor);
 int proto_send_on(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m, bool borrowed);
+/* Send to every pipe but `except` (0: none) that can take it now; pipes
+ * that can't lose this message (counted). Never blocks. */
+void proto_broadcast(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, uint32_t except);
+/* Move the SP backtrace (words up to the one with the top bit set) from
+ * the body to the header, after `prefix` bytes already there; false if
+ * malformed or longer than NNOFI_MAX_HOPS. */
+bool proto_take_backtrace(nnofi_msg *m, size_t prefix);
+void proto_drop(struct nnofi_sock *s, nnofi_msg *m, bool protocol_error);
+/* For protocols with nothing to do per pipe, or without send or recv. */
+bool proto_accept_pipe(struct nnofi_sock *s, struct pipe *p);
+void proto_forget_pipe(struct nnofi_sock *s, struct pipe *p);
+int proto_no_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed);
+nnofi_msg *proto_no_recv(struct nnofi_sock *s, int *err);
 nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m);
 void put_u32be(uint8_t *p, uint32_t v);
 uint32_t get_u32be(const uint8_t *p);

@@ -165,5 +165,10 @@ void msgq_clear(struct msgq *q)
 
 /* Public accessors. */
 void *nnofi_msg_data(nnofi_msg *m) { return m->body; }
+size_t nnofi_msg_header(nnofi_msg *m, void **data)
+{
+	*data = m->hdr;
+	return m->hdr_len;
+}
 size_t nnofi_msg_len(nnofi_msg *m) { return m->len; }
 void nnofi_msg_free(nnofi_msg *m) { msg_free(m); }

@@ -49,27 +49,44 @@ int nnofi_reap(uint64_t *handles, int max)
 	return n;
 }
 
-/* Turn a borrowed message into one the core may keep: zero copy when the
- * caller gave a handle and the body is big, else a copy. */
+/* Turn the borrowed message of the send call in progress into one the
+ * core may keep. One owned body per call, shared by every pipe that needs
+ * it: the caller's buffer itself (zero copy) when it gave a handle and the
+ * body is big, else a copy. */
 #define ZERO_COPY_MIN (64 * 1024)
-nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m);
 nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m)
 {
-	nnofi_msg *own;
-	if (s->send_handle && m->len >= ZERO_COPY_MIN && !s->send_retained) {
-		struct chunk *c = chunk_external(m->body, m->len);
-		chunk_add_dtor(c, reap_handle, (void *)(uintptr_t)s->send_handle);
-		own = msg_on_chunk(c);
-		chunk_unref(c);
-		s->send_retained = true;
-	} else {
-		own = msg_alloc(m->len);
-		memcpy(own->body, m->body, m->len);
+	if (!s->send_owned) {
+		nnofi_msg *own;
+		if (s->send_handle && m->len >= ZERO_COPY_MIN) {
+			struct chunk *c = chunk_external(m->body, m->len);
+			chunk_add_dtor(c, reap_handle, (void *)(uintptr_t)s->send_handle);
+			own = msg_on_chunk(c);
+			chunk_unref(c);
+			s->send_retained = true;
+		} else {
+			own = msg_alloc(m->len);
+			memcpy(own->body, m->body, m->len);
+		}
+		s->send_owned = own;
 	}
-	own->hdr_len = m->hdr_len;
-	memcpy(own->hdr, m->hdr, m->hdr_len);
-	own->pipe_id = m->pipe_id;
-	return own;
+	nnofi_msg *dup = msg_dup(s->send_owned);
+	dup->hdr_len = m->hdr_len;
+	memcpy(dup->hdr, m->hdr, m->hdr_len);
+	dup->pipe_id = m->pipe_id;
+	return dup;
+}
+
+/* After each attempt of a send call: the handle may be given out once. */
+static void send_attempt_done(struct nnofi_sock *s, bool *handle_used, int *retained)
+{
+	if (s->send_retained) {
+		*handle_used = true;
+		*retained = 1;
+	}
+	s->send_retained = false;
+	msg_free(s->send_owned);
+	s->send_owned = NULL;
 }
 
 static int64_t spin_ns = -1;
@@ -83,21 +100,26 @@ static int64_t mono_ns(void)
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-static const struct proto_ops *proto_by_id(int id)
+static const struct proto_ops *proto_by_id(int id, bool raw)
 {
 	switch (id) {
 	case NNOFI_PAIR: return &proto_pair;
 	case NNOFI_PUSH: return &proto_push;
 	case NNOFI_PULL: return &proto_pull;
-	case NNOFI_REQ: return &proto_req;
-	case NNOFI_REP: return &proto_rep;
+	case NNOFI_REQ: return raw ? &proto_xreq : &proto_req;
+	case NNOFI_REP: return raw ? &proto_xrep : &proto_rep;
+	case NNOFI_PUB: return &proto_pub;
+	case NNOFI_SUB: return &proto_sub;
+	case NNOFI_SURVEYOR: return raw ? &proto_xsurveyor : &proto_surveyor;
+	case NNOFI_RESPONDENT: return raw ? &proto_xrespondent : &proto_respondent;
+	case NNOFI_BUS: return &proto_bus;
 	default: return NULL;
 	}
 }
 
-int nnofi_socket(int protocol, nnofi_sock **out)
+int nnofi_socket(int protocol, int raw, nnofi_sock **out)
 {
-	const struct proto_ops *proto = proto_by_id(protocol);
+	const struct proto_ops *proto = proto_by_id(protocol, raw != 0);
 	if (!proto)
 		return EPROTONOSUPPORT;
 	bg_start();
@@ -130,6 +152,7 @@ int nnofi_socket(int protocol, nnofi_sock **out)
 	pthread_condattr_destroy(&ca);
 	atomic_init(&s->refs, 1);
 	s->proto = proto;
+	s->raw = raw != 0;
 	s->send_timeout = -1;
 	s->recv_timeout = -1;
 	s->recv_max_size = 1024 * 1024;
@@ -140,6 +163,7 @@ int nnofi_socket(int protocol, nnofi_sock **out)
 	s->linger = 1000;
 	s->req_resend_ivl = 60000;
 	s->spin_us = spin_ns / 1000;
+	s->survey_time = 1000;
 	s->next_pipe_id = 1;
 	s->next_ep_id = 1;
 	if (proto->data_size) {
@@ -217,6 +241,7 @@ static bool writes_pending(struct nnofi_sock *s)
 }
 
 static int sock_wait(struct nnofi_sock *s, int64_t deadline);
+static void sync_readiness(struct nnofi_sock *s);
 
 int nnofi_close(nnofi_sock *s)
 {
@@ -247,6 +272,7 @@ int nnofi_close(nnofi_sock *s)
 		sock_remove_pipe(s, s->pipes[s->npipes - 1], false);
 	msgq_clear(&s->rq);
 	sock_kick_locked(s);
+	sync_readiness(s); /* readable: a receive now fails fast with Closed */
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mtx);
 	return 0;
@@ -268,6 +294,8 @@ static int64_t *opt_slot(struct nnofi_sock *s, int opt)
 	case NNOFI_OPT_REQ_RESEND_IVL:
 		return s->proto->id == NNOFI_REQ ? &s->req_resend_ivl : NULL;
 	case NNOFI_OPT_SPIN_US: return &s->spin_us;
+	case NNOFI_OPT_SURVEY_TIME:
+		return s->proto->id == NNOFI_SURVEYOR ? &s->survey_time : NULL;
 	default: return NULL;
 	}
 }
@@ -285,6 +313,7 @@ static bool opt_valid(int opt, int64_t v)
 		return v >= 1024 && v <= (1LL << 31);
 	case NNOFI_OPT_RECONNECT_IVL:
 	case NNOFI_OPT_REQ_RESEND_IVL:
+	case NNOFI_OPT_SURVEY_TIME:
 		return v >= 1;
 	case NNOFI_OPT_RECONNECT_IVL_MAX:
 		return v >= 0;
@@ -306,6 +335,14 @@ int nnofi_setopt(nnofi_sock *s, int opt, int64_t value)
 		rc = EINVAL;
 	else
 		*slot = value;
+	pthread_mutex_unlock(&s->mtx);
+	return rc;
+}
+
+int nnofi_setopt_bytes(nnofi_sock *s, int opt, const void *data, size_t len)
+{
+	pthread_mutex_lock(&s->mtx);
+	int rc = s->proto->setopt ? s->proto->setopt(s, opt, data, len) : ENOPROTOOPT;
 	pthread_mutex_unlock(&s->mtx);
 	return rc;
 }
@@ -518,6 +555,10 @@ void sock_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 
 void sock_enqueue(struct nnofi_sock *s, nnofi_msg *m)
 {
+	if (s->proto->drop_when_full && s->rq.count && s->rq.bytes >= (size_t)s->recv_buffer) {
+		proto_drop(s, m, false); /* a slow receiver loses, the sender goes on */
+		return;
+	}
 	msgq_push(&s->rq, m);
 	if (s->rq.bytes >= (size_t)s->recv_buffer)
 		set_reads_paused(s, true);
@@ -656,17 +697,19 @@ static bool still_borrowed(struct nnofi_sock *s, uint64_t token, uint32_t pipe_i
 	return p && p->ops->borrowing(p, token);
 }
 
-int nnofi_send(nnofi_sock *s, const void *buf, size_t len, int flags, uint64_t handle, int *retained)
+/* The send loop of nnofi_send and nnofi_send_msg. `borrowed`: m's body is
+ * the caller's, valid only during the call. */
+static int send_common(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, int flags,
+		       uint64_t handle, int *retained)
 {
 	static atomic_uint_fast64_t tokens;
-	struct chunk ch = { .data = (uint8_t *)buf, .len = len };
-	atomic_init(&ch.refs, 1);
-	nnofi_msg m = { .chunk = &ch, .body = (uint8_t *)buf, .len = len };
 	uint64_t token = atomic_fetch_add(&tokens, 1) + 1;
+	size_t len = m->len;
 	*retained = 0;
 
 	pthread_mutex_lock(&s->mtx);
 	int64_t deadline = deadline_after((flags & NNOFI_DONTWAIT) ? 0 : s->send_timeout);
+	bool handle_used = false, polled = false;
 	int rc;
 	for (;;) {
 		if (s->closed) {
@@ -674,23 +717,22 @@ int nnofi_send(nnofi_sock *s, const void *buf, size_t len, int flags, uint64_t h
 			break;
 		}
 		process_inproc(s);
-		s->send_token = token;
+		s->send_token = borrowed ? token : 0;
 		s->sent_pipe = 0;
-		s->send_handle = handle;
-		s->send_retained = false;
-		rc = s->proto->send(s, &m, true);
-		if (s->send_retained)
-			*retained = 1;
+		s->send_handle = handle_used ? 0 : handle;
+		nnofi_msg attempt = *m; /* protocols may write the header */
+		if (!s->raw)
+			attempt.hdr_len = 0; /* only raw sockets send a header as given */
+		rc = s->proto->send(s, &attempt, borrowed);
+		send_attempt_done(s, &handle_used, retained);
 		if (rc != EAGAIN)
 			break;
 		if (flags & NNOFI_DONTWAIT) {
-			if (!s->polling)
-				poll_pipes(s, 0);
-			s->send_token = token;
-			rc = s->proto->send(s, &m, true);
-			if (s->send_retained)
-				*retained = 1;
-			break;
+			if (polled || s->polling)
+				break;
+			poll_pipes(s, 0); /* one look at the pipes, then give up */
+			polled = true;
+			continue;
 		}
 		rc = sock_wait(s, deadline);
 		if (rc)
@@ -699,10 +741,10 @@ int nnofi_send(nnofi_sock *s, const void *buf, size_t len, int flags, uint64_t h
 	s->send_token = 0;
 	s->send_handle = 0;
 	if (rc == 0) {
-		/* Accepted. A pipe may still be writing from buf: help it finish
-		 * (zero copy), or copy the rest if we must return now. */
+		/* Accepted. A pipe may still be writing from the caller's buffer:
+		 * help it finish (zero copy), or copy the rest to return now. */
 		uint32_t pid = s->sent_pipe;
-		while (still_borrowed(s, token, pid)) {
+		while (borrowed && still_borrowed(s, token, pid)) {
 			if (s->closed || (flags & NNOFI_DONTWAIT) || sock_wait(s, deadline) != 0) {
 				struct pipe *p = sock_find_pipe(s, pid);
 				if (p && p->ops->borrowing(p, token))
@@ -715,6 +757,20 @@ int nnofi_send(nnofi_sock *s, const void *buf, size_t len, int flags, uint64_t h
 	}
 	pthread_mutex_unlock(&s->mtx);
 	return rc;
+}
+
+int nnofi_send(nnofi_sock *s, const void *buf, size_t len, int flags, uint64_t handle, int *retained)
+{
+	struct chunk ch = { .data = (uint8_t *)buf, .len = len };
+	atomic_init(&ch.refs, 1);
+	nnofi_msg m = { .chunk = &ch, .body = (uint8_t *)buf, .len = len };
+	return send_common(s, &m, true, flags, handle, retained);
+}
+
+int nnofi_send_msg(nnofi_sock *s, nnofi_msg *m, int flags)
+{
+	int retained;
+	return send_common(s, m, false, flags, 0, &retained);
 }
 
 static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out)

@@ -33,6 +33,10 @@
 #define NNOFI_OPT_LINGER 8
 #define NNOFI_OPT_REQ_RESEND_IVL 9
 #define NNOFI_OPT_SPIN_US 10
+#define NNOFI_OPT_SURVEY_TIME 11
+/* byte-string options (nnofi_setopt_bytes) */
+#define NNOFI_OPT_SUBSCRIBE 12
+#define NNOFI_OPT_UNSUBSCRIBE 13
 
 /* Statistics counters (index into nnofi_stats' array). */
 #define NNOFI_STAT_MSGS_SENT 0
@@ -52,7 +56,8 @@ typedef struct nnofi_msg nnofi_msg;
 /* All functions return 0 or a positive errno-style code (EAGAIN,
  * ETIMEDOUT, EBADF for a closed socket, EFSM-like EPROTO for a call in
  * the wrong protocol state, ...). */
-int nnofi_socket(int protocol, nnofi_sock **out);
+/* raw: keep SP headers (backtraces, request ids) for devices. */
+int nnofi_socket(int protocol, int raw, nnofi_sock **out);
 /* Shuts the socket down: wakes every blocked caller with EBADF, closes
  * pipes and endpoints. The memory lives until nnofi_release. */
 int nnofi_close(nnofi_sock *s);
@@ -60,6 +65,7 @@ void nnofi_release(nnofi_sock *s);
 
 int nnofi_setopt(nnofi_sock *s, int opt, int64_t value);
 int nnofi_getopt(nnofi_sock *s, int opt, int64_t *value);
+int nnofi_setopt_bytes(nnofi_sock *s, int opt, const void *data, size_t len);
 void nnofi_stats(nnofi_sock *s, uint64_t *out, int n);
 /* An fd that polls readable while a receive would not block. */
 int nnofi_recv_fd(nnofi_sock *s, int *fd);
@@ -86,7 +92,13 @@ int nnofi_recv(nnofi_sock *s, int flags, nnofi_recv_result *out);
 /* Receive straight into a caller buffer: *len is the message size (may be
  * larger than cap, then the message is truncated and *len tells by how much). */
 int nnofi_recv_into(nnofi_sock *s, void *buf, size_t cap, int flags, size_t *len);
+/* Send a received message on (header too): shares its body, no copy. */
+int nnofi_send_msg(nnofi_sock *s, nnofi_msg *m, int flags);
+/* Forward between two raw sockets, both ways, until one is closed
+ * (b NULL: a reflector sending back into a). Returns 0 on close. */
+int nnofi_device(nnofi_sock *a, nnofi_sock *b);
 void *nnofi_msg_data(nnofi_msg *m);
+size_t nnofi_msg_header(nnofi_msg *m, void **data);
 size_t nnofi_msg_len(nnofi_msg *m);
 void nnofi_msg_free(nnofi_msg *m);
 

@@ -1,4 +1,8 @@
 /* Helpers shared by the protocols. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "core.h"
 
 void put_u32be(uint8_t *p, uint32_t v)
@@ -41,4 +45,86 @@ int proto_send_on(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m, bool borro
 	if (rc == 0)
 		s->sent_pipe = p->id;
 	return rc;
+}
+
+void proto_drop(struct nnofi_sock *s, nnofi_msg *m, bool protocol_error)
+{
+	msg_free(m);
+	sock_stat(s, NNOFI_STAT_MSGS_DROPPED, 1);
+	if (protocol_error)
+		sock_stat(s, NNOFI_STAT_PROTOCOL_ERRORS, 1);
+}
+
+void proto_broadcast(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, uint32_t except)
+{
+	/* snapshot: a failing send removes its pipe from s->pipes (pipes are
+	 * freed later, by the background thread, so the pointers stay valid) */
+	struct pipe *stack[64], **pipes = stack;
+	int n = s->npipes;
+	if (n > 64) {
+		pipes = malloc((size_t)n * sizeof(*pipes));
+		if (!pipes)
+			return;
+	}
+	memcpy(pipes, s->pipes, (size_t)n * sizeof(*pipes));
+	for (int i = 0; i < n; i++) {
+		struct pipe *p = pipes[i];
+		if (p->dead || p->id == except)
+			continue;
+		if (!p->writable || p->ops->send(p, m, borrowed) != 0) {
+			sock_stat(s, NNOFI_STAT_MSGS_DROPPED, 1);
+			continue;
+		}
+		/* the caller's buffer must not be needed after this call */
+		if (borrowed && !p->dead && p->ops->borrowing(p, s->send_token))
+			p->ops->own_pending(p);
+	}
+	if (pipes != stack)
+		free(pipes);
+}
+
+bool proto_take_backtrace(nnofi_msg *m, size_t prefix)
+{
+	size_t h = prefix;
+	for (;;) {
+		if (m->len < 4 || h + 4 > NNOFI_MAX_HDR)
+			return false;
+		memcpy(m->hdr + h, m->body, 4);
+		h += 4;
+		bool last = m->body[0] & 0x80;
+		m->body += 4;
+		m->len -= 4;
+		if (last)
+			break;
+	}
+	m->hdr_len = h;
+	return true;
+}
+
+bool proto_accept_pipe(struct nnofi_sock *s, struct pipe *p)
+{
+	(void)s;
+	(void)p;
+	return true;
+}
+
+void proto_forget_pipe(struct nnofi_sock *s, struct pipe *p)
+{
+	(void)s;
+	(void)p;
+}
+
+int proto_no_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
+{
+	(void)s;
+	(void)m;
+	(void)borrowed;
+	return ENOTSUP;
+}
+
+nnofi_msg *proto_no_recv(struct nnofi_sock *s, int *err)
+{
+	(void)s;
+	*err = ENOTSUP;
+	return NULL;
 }

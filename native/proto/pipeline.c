@@ -8,19 +8,6 @@ struct push {
 	uint32_t cursor;
 };
 
-static bool accept_pipe(struct nnofi_sock *s, struct pipe *p)
-{
-	(void)s;
-	(void)p;
-	return true;
-}
-
-static void no_pipe_state(struct nnofi_sock *s, struct pipe *p)
-{
-	(void)s;
-	(void)p;
-}
-
 static int push_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 {
 	struct push *st = s->proto_data;
@@ -36,21 +23,6 @@ static void push_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 	msg_free(m);
 	sock_stat(s, NNOFI_STAT_PROTOCOL_ERRORS, 1);
 	sock_remove_pipe(s, p, true);
-}
-
-static nnofi_msg *no_recv(struct nnofi_sock *s, int *err)
-{
-	(void)s;
-	*err = ENOTSUP;
-	return NULL;
-}
-
-static int no_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
-{
-	(void)s;
-	(void)m;
-	(void)borrowed;
-	return ENOTSUP;
 }
 
 static void pull_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
@@ -69,19 +41,19 @@ const struct proto_ops proto_push = {
 	.id = NNOFI_PUSH,
 	.peer_id = NNOFI_PULL,
 	.data_size = sizeof(struct push),
-	.pipe_add = accept_pipe,
-	.pipe_remove = no_pipe_state,
+	.pipe_add = proto_accept_pipe,
+	.pipe_remove = proto_forget_pipe,
 	.send = push_send,
 	.deliver = push_deliver,
-	.recv = no_recv,
+	.recv = proto_no_recv,
 };
 
 const struct proto_ops proto_pull = {
 	.id = NNOFI_PULL,
 	.peer_id = NNOFI_PUSH,
-	.pipe_add = accept_pipe,
-	.pipe_remove = no_pipe_state,
-	.send = no_send,
+	.pipe_add = proto_accept_pipe,
+	.pipe_remove = proto_forget_pipe,
+	.send = proto_no_send,
 	.deliver = pull_deliver,
 	.recv = pull_recv,
 };

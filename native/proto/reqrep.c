@@ -10,8 +10,6 @@
 
 #include "core.h"
 
-nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m);
-
 struct req {
 	uint32_t next_id;
 	uint32_t cursor;
@@ -45,11 +43,10 @@ static void req_fini(struct nnofi_sock *s)
 static void req_try_send(struct nnofi_sock *s)
 {
 	struct req *st = s->proto_data;
+	st->sent = false; /* also keeps pipe_remove from recursing here */
 	struct pipe *p = proto_next_writable(s, &st->cursor);
-	if (!p || p->ops->send(p, st->request, false) != 0) {
-		st->sent = false;
+	if (!p || p->ops->send(p, st->request, false) != 0)
 		return;
-	}
 	st->sent = true;
 	st->sent_pipe = p->id;
 	st->resend_at = now_ms() + s->req_resend_ivl;
@@ -66,13 +63,6 @@ static int req_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 	st->request->hdr_len = 4;
 	req_try_send(s);
 	return 0; /* queued until a peer can take it, like nanomsg */
-}
-
-static bool req_pipe_add(struct nnofi_sock *s, struct pipe *p)
-{
-	(void)s;
-	(void)p;
-	return true;
 }
 
 static void req_pipe_remove(struct nnofi_sock *s, struct pipe *p)
@@ -95,8 +85,7 @@ static void req_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 	struct req *st = s->proto_data;
 	(void)p;
 	if (m->len < 4 || !st->request || get_u32be(m->body) != st->id || s->rq.count) {
-		msg_free(m); /* stale or stray reply */
-		sock_stat(s, NNOFI_STAT_MSGS_DROPPED, 1);
+		proto_drop(s, m, false); /* stale or stray reply */
 		return;
 	}
 	m->body += 4;
@@ -136,7 +125,7 @@ const struct proto_ops proto_req = {
 	.data_size = sizeof(struct req),
 	.init = req_init,
 	.fini = req_fini,
-	.pipe_add = req_pipe_add,
+	.pipe_add = proto_accept_pipe,
 	.pipe_remove = req_pipe_remove,
 	.pipe_writable = req_pipe_writable,
 	.send = req_send,
@@ -153,33 +142,13 @@ struct rep {
 	uint8_t bt[NNOFI_MAX_HDR]; /* our pipe id, then the peer's words */
 };
 
-static void rep_pipe_remove(struct nnofi_sock *s, struct pipe *p)
-{
-	(void)s;
-	(void)p;
-}
-
 static void rep_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 {
 	put_u32be(m->hdr, p->id);
-	size_t h = 4;
-	for (;;) {
-		if (m->len < 4 || h >= NNOFI_MAX_HDR) {
-			/* no request id, or more hops than nanomsg allows */
-			msg_free(m);
-			sock_stat(s, NNOFI_STAT_MSGS_DROPPED, 1);
-			sock_stat(s, NNOFI_STAT_PROTOCOL_ERRORS, 1);
-			return;
-		}
-		memcpy(m->hdr + h, m->body, 4);
-		h += 4;
-		bool last = m->body[0] & 0x80;
-		m->body += 4;
-		m->len -= 4;
-		if (last)
-			break;
+	if (!proto_take_backtrace(m, 4)) {
+		proto_drop(s, m, true); /* no request id, or too many hops */
+		return;
 	}
-	m->hdr_len = h;
 	sock_enqueue(s, m);
 }
 
@@ -207,7 +176,7 @@ static int rep_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 	st->have_bt = false;
 	if (!p) {
 		sock_stat(s, NNOFI_STAT_MSGS_DROPPED, 1);
-		return 0; /* the requester is gone: nanomsg drops the reply */
+		return 0; /* the asker is gone: nanomsg drops the reply */
 	}
 	m->hdr_len = st->bt_len - 4;
 	memcpy(m->hdr, st->bt + 4, m->hdr_len);
@@ -217,20 +186,86 @@ static int rep_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 	return rc;
 }
 
-static bool rep_pipe_add(struct nnofi_sock *s, struct pipe *p)
-{
-	(void)s;
-	(void)p;
-	return true;
-}
-
 const struct proto_ops proto_rep = {
 	.id = NNOFI_REP,
 	.peer_id = NNOFI_REQ,
 	.data_size = sizeof(struct rep),
-	.pipe_add = rep_pipe_add,
-	.pipe_remove = rep_pipe_remove,
+	.pipe_add = proto_accept_pipe,
+	.pipe_remove = proto_forget_pipe,
 	.send = rep_send,
 	.deliver = rep_deliver,
 	.recv = rep_recv,
+};
+
+/* ---- raw REQ/REP (and RESPONDENT) for devices ------------------------- */
+
+/* Raw REQ: sends what it is given (the header is the backtrace a device
+ * received), round-robin; replies come up with their backtrace. */
+struct xreq {
+	uint32_t cursor;
+};
+
+static int xreq_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
+{
+	struct xreq *st = s->proto_data;
+	struct pipe *p = proto_next_writable(s, &st->cursor);
+	if (!p)
+		return EAGAIN;
+	return proto_send_on(s, p, m, borrowed);
+}
+
+static void raw_deliver_backtrace(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
+{
+	(void)p;
+	if (!proto_take_backtrace(m, 0)) {
+		proto_drop(s, m, true);
+		return;
+	}
+	sock_enqueue(s, m);
+}
+
+static nnofi_msg *raw_recv(struct nnofi_sock *s, int *err)
+{
+	(void)err;
+	return msgq_pop(&s->rq);
+}
+
+/* Raw REP/RESPONDENT: the header's first word names the pipe to answer
+ * on; a reply nobody can take now is dropped, as nanomsg's xrep does. */
+int xrep_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
+{
+	struct pipe *p = m->hdr_len >= 4 ? sock_find_pipe(s, get_u32be(m->hdr)) : NULL;
+	if (!p || !p->writable) {
+		sock_stat(s, NNOFI_STAT_MSGS_DROPPED, 1);
+		return 0;
+	}
+	nnofi_msg out = *m;
+	out.hdr_len = m->hdr_len - 4;
+	memcpy(out.hdr, m->hdr + 4, out.hdr_len);
+	if (proto_send_on(s, p, &out, borrowed) != 0)
+		sock_stat(s, NNOFI_STAT_MSGS_DROPPED, 1);
+	else
+		s->sent_pipe = p->id;
+	return 0;
+}
+
+const struct proto_ops proto_xreq = {
+	.id = NNOFI_REQ,
+	.peer_id = NNOFI_REP,
+	.data_size = sizeof(struct xreq),
+	.pipe_add = proto_accept_pipe,
+	.pipe_remove = proto_forget_pipe,
+	.send = xreq_send,
+	.deliver = raw_deliver_backtrace,
+	.recv = raw_recv,
+};
+
+const struct proto_ops proto_xrep = {
+	.id = NNOFI_REP,
+	.peer_id = NNOFI_REQ,
+	.pipe_add = proto_accept_pipe,
+	.pipe_remove = proto_forget_pipe,
+	.send = xrep_send,
+	.deliver = rep_deliver,
+	.recv = raw_recv,
 };

@@ -4,6 +4,7 @@
  * as the MsgBuf and every memoryview/numpy array made from it. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 typedef struct {
 	PyObject_HEAD
@@ -90,6 +91,11 @@ static PySequenceMethods msgbuf_as_sequence = {
 	.sq_length = (lenfunc)msgbuf_length,
 };
 
+static PyMemberDef msgbuf_members[] = {
+	{ "owner", T_OBJECT, offsetof(MsgBuf, owner), READONLY, "object keeping the bytes alive" },
+	{ NULL, 0, 0, 0, NULL },
+};
+
 static PyTypeObject MsgBufType = {
 	PyVarObject_HEAD_INIT(NULL, 0)
 	.tp_name = "nnofi._msgbuf.MsgBuf",
@@ -103,6 +109,7 @@ static PyTypeObject MsgBufType = {
 	.tp_clear = (inquiry)msgbuf_clear,
 	.tp_as_buffer = &msgbuf_as_buffer,
 	.tp_as_sequence = &msgbuf_as_sequence,
+	.tp_members = msgbuf_members,
 };
 
 static struct PyModuleDef msgbuf_module = {

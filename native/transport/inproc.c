@@ -49,6 +49,14 @@ static bool mbox_full(struct ipipe *ip)
 static int ipipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 {
 	struct ipipe *ip = (struct ipipe *)p;
+	/* Only this socket fills the peer's mailbox, so room seen now stays. */
+	pthread_mutex_lock(&ip->pair->mtx);
+	bool room = !ip->pair->dead && !mbox_full(peer_of(ip));
+	pthread_mutex_unlock(&ip->pair->mtx);
+	if (!room) {
+		p->writable = false;
+		return EAGAIN;
+	}
 	nnofi_msg *own;
 	if (m->hdr_len) {
 		/* the peer parses SP headers from the body, as off the wire */
@@ -59,13 +67,12 @@ static int ipipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 		own = borrowed ? sock_own_msg(p->sock, m) : msg_dup(m);
 	}
 	pthread_mutex_lock(&ip->pair->mtx);
-	struct ipipe *peer = ip->pair->dead ? NULL : peer_of(ip);
-	if (!peer || mbox_full(peer)) {
+	if (ip->pair->dead) {
 		pthread_mutex_unlock(&ip->pair->mtx);
-		msg_free(own);
-		p->writable = false;
-		return EAGAIN;
+		msg_free(own); /* lost with the pipe, as on a broken stream */
+		return 0;
 	}
+	struct ipipe *peer = peer_of(ip);
 	msgq_push(&peer->mbox, own);
 	if (mbox_full(peer))
 		p->writable = false;

@@ -1,0 +1,183 @@
+/* SURVEYOR/RESPONDENT: a survey goes to every respondent; answers count
+ * until survey_time passes, then recv raises Timeout. A new survey
+ * cancels the old one and answers to a stale survey are dropped. Each
+ * RESPONDENT hop pushes its pipe id onto the backtrace like REP. */
+#include <errno.h>
+#include <string.h>
+
+#include "core.h"
+
+int xrep_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed);
+
+struct surveyor {
+	uint32_t next_id, id;
+	bool active;
+	int64_t deadline;
+};
+
+static void surveyor_init(struct nnofi_sock *s)
+{
+	struct surveyor *st = s->proto_data;
+	st->next_id = (uint32_t)now_ms() ^ (uint32_t)(uintptr_t)s;
+}
+
+static int surveyor_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
+{
+	struct surveyor *st = s->proto_data;
+	msgq_clear(&s->rq); /* answers to the old survey */
+	st->id = (st->next_id++) | 0x80000000u;
+	st->active = true;
+	st->deadline = now_ms() + s->survey_time;
+	put_u32be(m->hdr, st->id);
+	m->hdr_len = 4;
+	proto_broadcast(s, m, borrowed, 0);
+	return 0;
+}
+
+static void surveyor_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
+{
+	struct surveyor *st = s->proto_data;
+	(void)p;
+	if (m->len < 4 || !st->active || get_u32be(m->body) != st->id) {
+		proto_drop(s, m, false); /* stale or stray */
+		return;
+	}
+	m->body += 4;
+	m->len -= 4;
+	sock_enqueue(s, m);
+}
+
+static nnofi_msg *surveyor_recv(struct nnofi_sock *s, int *err)
+{
+	struct surveyor *st = s->proto_data;
+	if (!st->active) {
+		*err = EPROTO;
+		return NULL;
+	}
+	if (now_ms() >= st->deadline) {
+		st->active = false; /* the survey is over, late answers are dropped */
+		msgq_clear(&s->rq);
+		*err = ETIMEDOUT;
+		return NULL;
+	}
+	return msgq_pop(&s->rq);
+}
+
+static int64_t surveyor_tick(struct nnofi_sock *s, int64_t now)
+{
+	struct surveyor *st = s->proto_data;
+	(void)now;
+	return st->active ? st->deadline : INT64_MAX;
+}
+
+const struct proto_ops proto_surveyor = {
+	.id = NNOFI_SURVEYOR,
+	.peer_id = NNOFI_RESPONDENT,
+	.data_size = sizeof(struct surveyor),
+	.init = surveyor_init,
+	.pipe_add = proto_accept_pipe,
+	.pipe_remove = proto_forget_pipe,
+	.send = surveyor_send,
+	.deliver = surveyor_deliver,
+	.recv = surveyor_recv,
+	.tick = surveyor_tick,
+	.drop_when_full = true,
+};
+
+/* ---- RESPONDENT -------------------------------------------------------- */
+
+struct respondent {
+	bool have_bt;
+	size_t bt_len;
+	uint8_t bt[NNOFI_MAX_HDR];
+};
+
+static void respondent_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
+{
+	put_u32be(m->hdr, p->id);
+	if (!proto_take_backtrace(m, 4)) {
+		proto_drop(s, m, true);
+		return;
+	}
+	sock_enqueue(s, m);
+}
+
+static nnofi_msg *respondent_recv(struct nnofi_sock *s, int *err)
+{
+	struct respondent *st = s->proto_data;
+	(void)err;
+	nnofi_msg *m = msgq_pop(&s->rq);
+	if (m) {
+		memcpy(st->bt, m->hdr, m->hdr_len);
+		st->bt_len = m->hdr_len;
+		st->have_bt = true;
+	}
+	return m;
+}
+
+static int respondent_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
+{
+	struct respondent *st = s->proto_data;
+	if (!st->have_bt)
+		return EPROTO;
+	st->have_bt = false;
+	m->hdr_len = st->bt_len;
+	memcpy(m->hdr, st->bt, st->bt_len);
+	return xrep_send(s, m, borrowed); /* routes by the pipe id word */
+}
+
+const struct proto_ops proto_respondent = {
+	.id = NNOFI_RESPONDENT,
+	.peer_id = NNOFI_SURVEYOR,
+	.data_size = sizeof(struct respondent),
+	.pipe_add = proto_accept_pipe,
+	.pipe_remove = proto_forget_pipe,
+	.send = respondent_send,
+	.deliver = respondent_deliver,
+	.recv = respondent_recv,
+};
+
+/* ---- raw, for devices ------------------------------------------------ */
+
+static int xsurveyor_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
+{
+	proto_broadcast(s, m, borrowed, 0);
+	return 0;
+}
+
+static void xsurveyor_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
+{
+	(void)p;
+	if (!proto_take_backtrace(m, 0)) {
+		proto_drop(s, m, true);
+		return;
+	}
+	sock_enqueue(s, m);
+}
+
+static nnofi_msg *raw_pop(struct nnofi_sock *s, int *err)
+{
+	(void)err;
+	return msgq_pop(&s->rq);
+}
+
+const struct proto_ops proto_xsurveyor = {
+	.id = NNOFI_SURVEYOR,
+	.peer_id = NNOFI_RESPONDENT,
+	.pipe_add = proto_accept_pipe,
+	.pipe_remove = proto_forget_pipe,
+	.send = xsurveyor_send,
+	.deliver = xsurveyor_deliver,
+	.recv = raw_pop,
+	.drop_when_full = true,
+};
+
+const struct proto_ops proto_xrespondent = {
+	.id = NNOFI_RESPONDENT,
+	.peer_id = NNOFI_SURVEYOR,
+	.pipe_add = proto_accept_pipe,
+	.pipe_remove = proto_forget_pipe,
+	.send = xrep_send,
+	.deliver = respondent_deliver,
+	.recv = raw_pop,
+};
