@@ -5,12 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := build-essential pkg-config libffi-dev python3-dev python3-venv \
-	libfabric-dev libfabric-bin libnanomsg-dev nanomsg-utils
+	libfabric-dev libfabric-bin libnanomsg-dev nanomsg-utils clang libclang-rt-14-dev
 STAMP := $(VENV)/.installed
 NATIVE_SOURCES := $(shell find native -name '*.c' -o -name '*.h' -o -name '*.py') pyproject.toml
 JOBS ?= auto
 
-.PHONY: all deps venv build test test-asan demo bench clean
+.PHONY: all deps venv build test test-asan demo bench fuzz clean
 
 all: build
 
@@ -44,7 +44,7 @@ test-asan: $(STAMP)
 	rm -rf build/asan && mkdir -p build/asan
 	NNOFI_SANITIZE=1 $(PY) native/build_inplace.py build/asan
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:allocator_may_return_null=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	PYTHONPATH=build/asan NNOFI_EXPECT_SANITIZED=1 \
 		$(PY) -P -m pytest -n $(JOBS) -q -p no:cacheprovider tests
@@ -55,6 +55,21 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m nnofi.perf
+
+# Coverage-guided fuzzing (libFuzzer) of URL, SP header, frame and
+# backtrace parsing; the suite runs it briefly, this runs it longer.
+FUZZ_SECONDS ?= 300
+FUZZ_SOURCES := native/fuzz/fuzz_wire.c native/core/url.c native/transport/framing.c \
+	native/proto/backtrace.c
+build/fuzz/fuzz_wire: $(FUZZ_SOURCES) native/core/core.h native/transport/framing.h
+	@mkdir -p build/fuzz
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-Inative/include -Inative/core -Inative/transport $(FUZZ_SOURCES) -o $@
+
+fuzz: deps build/fuzz/fuzz_wire
+	mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_wire -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus
 
 clean:
 	rm -rf build $(VENV) *.egg-info nnofi/*.so native/*.o

@@ -31,5 +31,11 @@ STATS = (
     "pipes_closed",
     "pipes_broken",
     "msgs_dropped",
-    "protocol_errors",
+    # why a connection or message was refused (bad input is counted here)
+    "handshakes_rejected",  # not an SP header, or a protocol that is no peer
+    "handshake_timeouts",  # connected but sent no SP header in time
+    "frames_oversize",  # length over recv_max_size: the connection is closed
+    "frames_malformed",  # e.g. an ipc frame type other than 0x01
+    "headers_malformed",  # SP backtrace missing or longer than 8 hops
+    "unexpected_msgs",  # a message a peer of this protocol never sends
 )

@@ -150,12 +150,13 @@ class Socket:
 
     # -- messages ------------------------------------------------------------
     def send(self, data: Buffer, block: bool = True) -> None:
-        """Send bytes or any buffer (numpy arrays too) without copying where
-        the transport allows."""
+        """Send bytes or any buffer (numpy arrays too). The buffer may be
+        reused once send returns: tcp and ipc write straight from it;
+        inproc passes big immutable buffers (bytes) by reference."""
         buf = ffi.from_buffer(data)
         flags = 0 if block else lib.NNOFI_DONTWAIT
         n = len(buf)
-        if n < _ZERO_COPY_MIN:
+        if n < _ZERO_COPY_MIN or not _immutable(data):
             rc = lib.nnofi_send(self._sock, buf, n, flags, 0, _no_retain)
         else:
             handle = next(_handles)
@@ -228,6 +229,15 @@ class Socket:
 
 
 _no_retain = ffi.new("int *")
+
+
+def _immutable(data: Any) -> bool:
+    """Only a buffer nobody can change may be kept past send() (inproc
+    hands the peer a pointer to it); a writable one is copied there."""
+    if type(data) is bytes:
+        return True
+    view = data if isinstance(data, memoryview) else memoryview(data)
+    return view.readonly
 
 
 def _as_list(urls: Optional[Union[str, Iterable[str]]]) -> List[str]:

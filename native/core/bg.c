@@ -147,9 +147,10 @@ void bg_watch_del(struct bg_watch *w)
 	epoll_ctl(bg.epfd, EPOLL_CTL_DEL, w->fd, &ev);
 }
 
-void bg_timer_arm(struct bg_timer *t, int64_t when)
+bool bg_timer_arm(struct bg_timer *t, int64_t when)
 {
 	pthread_mutex_lock(&bg.mtx);
+	bool was_armed = t->armed;
 	if (!t->armed) {
 		t->next = bg.timers;
 		bg.timers = t;
@@ -158,11 +159,13 @@ void bg_timer_arm(struct bg_timer *t, int64_t when)
 	t->when = when;
 	pthread_mutex_unlock(&bg.mtx);
 	bg_poke();
+	return was_armed;
 }
 
-void bg_timer_cancel(struct bg_timer *t)
+bool bg_timer_cancel(struct bg_timer *t)
 {
 	pthread_mutex_lock(&bg.mtx);
+	bool was_armed = t->armed;
 	if (t->armed) {
 		for (struct bg_timer **pp = &bg.timers; *pp; pp = &(*pp)->next) {
 			if (*pp == t) {
@@ -174,6 +177,7 @@ void bg_timer_cancel(struct bg_timer *t)
 		t->next = NULL;
 	}
 	pthread_mutex_unlock(&bg.mtx);
+	return was_armed;
 }
 
 void bg_defer(void (*fn)(void *), void *arg)

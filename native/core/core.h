@@ -109,9 +109,10 @@ void bg_start(void);
 int bg_watch_add(struct bg_watch *w, uint32_t events);
 int bg_watch_mod(struct bg_watch *w, uint32_t events);
 void bg_watch_del(struct bg_watch *w);
-/* Timers may be (re)armed and cancelled from any thread. */
-void bg_timer_arm(struct bg_timer *t, int64_t when);
-void bg_timer_cancel(struct bg_timer *t);
+/* Timers may be (re)armed and cancelled from any thread; both return
+ * whether the timer was armed before. */
+bool bg_timer_arm(struct bg_timer *t, int64_t when);
+bool bg_timer_cancel(struct bg_timer *t);
 /* Run fn(arg) in the background thread after the current event batch;
  * also how objects the background thread may still see get freed. */
 void bg_defer(void (*fn)(void *), void *arg);
@@ -134,8 +135,9 @@ struct pipe_ops {
 	void (*write_ready)(struct pipe *p);
 	/* The socket drops the pipe: release transport state (sock locked). */
 	void (*close)(struct pipe *p);
-	/* Is the send call `token` still being written from its buffer? */
-	bool (*borrowing)(struct pipe *p, uint64_t token);
+	/* Bytes of the send call `token` still to be written from the
+	 * caller's buffer (0: none). */
+	size_t (*borrowing)(struct pipe *p, uint64_t token);
 	/* Copy the rest of a borrowed frame so the caller can return. */
 	void (*own_pending)(struct pipe *p);
 	void (*destroy)(struct pipe *p); /* free, no locks held */
@@ -152,6 +154,11 @@ struct pipe {
 	void *proto_data;
 	int fd;          /* -1 for inproc */
 	bool want_write; /* fd polled for EPOLLOUT */
+	/* received messages not yet taken by the user; the socket serves the
+	 * pipes that have some in turn (fair queueing) */
+	struct msgq inq;
+	bool in_ready;
+	struct pipe *ready_next;
 };
 
 enum ep_kind { EP_BIND, EP_CONNECT };
@@ -202,6 +209,9 @@ struct proto_ops {
 	/* A full receive queue drops new messages (counted) instead of
 	 * pushing back on the sender: PUB/SUB, BUS, survey responses. */
 	bool drop_when_full;
+	/* Peers never send to it (PUSH, PUB): the background thread reads its
+	 * pipes, so a peer that talks anyway is cut off even when idle. */
+	bool send_only;
 };
 
 struct nnofi_sock {
@@ -217,12 +227,17 @@ struct nnofi_sock {
 	/* options */
 	int64_t send_timeout, recv_timeout, recv_max_size;
 	int64_t send_buffer, recv_buffer;
+	bool send_buffer_set, recv_buffer_set; /* then they size kernel buffers */
 	int64_t reconnect_ivl, reconnect_ivl_max, linger, req_resend_ivl;
 	int64_t spin_us; /* poll without sleeping this long before blocking */
 	int64_t survey_time;
 
-	struct msgq rq; /* messages ready for the user */
-	bool reads_paused; /* rq is over recv_buffer */
+	/* Messages ready for the user: per pipe (inq, served round-robin
+	 * through the ready list) plus rq for those whose pipe has gone. */
+	struct msgq rq;
+	struct pipe *ready_head, *ready_tail, *delivering;
+	size_t queued, queued_bytes;
+	bool reads_paused; /* queued_bytes is over recv_buffer */
 
 	struct pipe **pipes;
 	int npipes, pipes_cap;
@@ -249,6 +264,10 @@ struct nnofi_sock {
 	bool send_retained;
 	nnofi_msg *send_owned;
 
+	/* Runs proto->tick in the background thread, for protocol timers
+	 * that must fire while nobody is in a call (REQ resend). */
+	struct bg_timer timer;
+
 	atomic_uint_fast64_t stats[NNOFI_STAT_COUNT];
 };
 
@@ -261,10 +280,19 @@ bool sock_add_pipe(struct nnofi_sock *s, struct pipe *p);   /* false: refused */
 void sock_remove_pipe(struct nnofi_sock *s, struct pipe *p, bool broken);
 void sock_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);
 void sock_enqueue(struct nnofi_sock *s, nnofi_msg *m);
+/* recvq.c: the fair receive queue (sock locked). p NULL: no pipe. */
+void recvq_push(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);
+nnofi_msg *sock_dequeue(struct nnofi_sock *s);
+void recvq_orphan(struct nnofi_sock *s, struct pipe *p);
+void recvq_clear(struct nnofi_sock *s);
 void sock_pipe_writable(struct nnofi_sock *s, struct pipe *p);
 /* Wake whoever waits on the socket (poller via wakefd, others via cv). */
 void sock_kick(struct nnofi_sock *s);
 void sock_kick_locked(struct nnofi_sock *s);
+/* Take in what inproc peers delivered or changed (sock locked). */
+void sock_process_inproc(struct nnofi_sock *s);
+/* Have proto->tick called at `when` even if no thread is in the socket. */
+void sock_timer_arm(struct nnofi_sock *s, int64_t when);
 /* Next redial delay of a dialer, with exponential backoff. */
 int64_t sock_next_backoff(struct endpoint *ep);
 struct pipe *sock_find_pipe(struct nnofi_sock *s, uint32_t id);
@@ -290,7 +318,8 @@ void proto_broadcast(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, uint32_t
  * the body to the header, after `prefix` bytes already there; false if
  * malformed or longer than NNOFI_MAX_HOPS. */
 bool proto_take_backtrace(nnofi_msg *m, size_t prefix);
-void proto_drop(struct nnofi_sock *s, nnofi_msg *m, bool protocol_error);
+/* Drop a message, counted, with a NNOFI_STAT_ reason or -1. */
+void proto_drop(struct nnofi_sock *s, nnofi_msg *m, int reason);
 /* For protocols with nothing to do per pipe, or without send or recv. */
 bool proto_accept_pipe(struct nnofi_sock *s, struct pipe *p);
 void proto_forget_pipe(struct nnofi_sock *s, struct pipe *p);

@@ -66,7 +66,8 @@ nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m)
 			s->send_retained = true;
 		} else {
 			own = msg_alloc(m->len);
-			memcpy(own->body, m->body, m->len);
+			if (m->len)
+				memcpy(own->body, m->body, m->len);
 		}
 		s->send_owned = own;
 	}
@@ -88,6 +89,8 @@ static void send_attempt_done(struct nnofi_sock *s, bool *handle_used, int *reta
 	msg_free(s->send_owned);
 	s->send_owned = NULL;
 }
+
+static void sock_timer_fire(struct bg_timer *t);
 
 static int64_t spin_ns = -1;
 
@@ -164,6 +167,7 @@ int nnofi_socket(int protocol, int raw, nnofi_sock **out)
 	s->req_resend_ivl = 60000;
 	s->spin_us = spin_ns / 1000;
 	s->survey_time = 1000;
+	s->timer.fire = sock_timer_fire;
 	s->next_pipe_id = 1;
 	s->next_ep_id = 1;
 	if (proto->data_size) {
@@ -194,7 +198,7 @@ void sock_unref(struct nnofi_sock *s)
 	if (s->proto->fini)
 		s->proto->fini(s);
 	free(s->proto_data);
-	msgq_clear(&s->rq);
+	recvq_clear(s);
 	free(s->pipes);
 	close(s->epfd);
 	close(s->wakefd);
@@ -270,7 +274,9 @@ int nnofi_close(nnofi_sock *s)
 	pthread_mutex_lock(&s->mtx);
 	while (s->npipes)
 		sock_remove_pipe(s, s->pipes[s->npipes - 1], false);
-	msgq_clear(&s->rq);
+	if (bg_timer_cancel(&s->timer))
+		sock_unref(s); /* the caller's reference keeps s alive */
+	recvq_clear(s);
 	sock_kick_locked(s);
 	sync_readiness(s); /* readable: a receive now fails fast with Closed */
 	pthread_cond_broadcast(&s->cv);
@@ -335,6 +341,10 @@ int nnofi_setopt(nnofi_sock *s, int opt, int64_t value)
 		rc = EINVAL;
 	else
 		*slot = value;
+	if (rc == 0 && opt == NNOFI_OPT_SEND_BUFFER)
+		s->send_buffer_set = true;
+	if (rc == 0 && opt == NNOFI_OPT_RECV_BUFFER)
+		s->recv_buffer_set = true;
 	pthread_mutex_unlock(&s->mtx);
 	return rc;
 }
@@ -399,9 +409,12 @@ void sock_kick(struct nnofi_sock *s)
 		wake_write(s);
 }
 
+/* Something changed (sock locked): wake a caller asleep in epoll_wait on
+ * the pipes (it may not poll what changed, e.g. a frame the background
+ * thread finished) and those waiting on cv. */
 void sock_kick_locked(struct nnofi_sock *s)
 {
-	if (s->polling) {
+	if (atomic_load(&s->sleeping)) {
 		wake_write(s);
 		s->wake_signaled = true;
 	}
@@ -414,7 +427,7 @@ static void sync_readiness(struct nnofi_sock *s)
 {
 	if (!atomic_load(&s->rfd_used))
 		return;
-	bool want = s->rq.count > 0 || s->closed;
+	bool want = s->queued > 0 || s->closed;
 	if (want && !s->wake_signaled) {
 		wake_write(s);
 		s->wake_signaled = true;
@@ -536,6 +549,7 @@ void sock_remove_pipe(struct nnofi_sock *s, struct pipe *p, bool broken)
 	if (i == s->npipes)
 		return;
 	s->pipes[i] = s->pipes[--s->npipes];
+	recvq_orphan(s, p);
 	p->dead = true;
 	p->broken = broken;
 	s->proto->pipe_remove(s, p);
@@ -550,20 +564,22 @@ void sock_remove_pipe(struct nnofi_sock *s, struct pipe *p, bool broken)
 void sock_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 {
 	m->pipe_id = p->id;
+	s->delivering = p;
 	s->proto->deliver(s, p, m);
+	s->delivering = NULL;
 }
 
 void sock_enqueue(struct nnofi_sock *s, nnofi_msg *m)
 {
-	if (s->proto->drop_when_full && s->rq.count && s->rq.bytes >= (size_t)s->recv_buffer) {
-		proto_drop(s, m, false); /* a slow receiver loses, the sender goes on */
+	if (s->proto->drop_when_full && s->queued && s->queued_bytes >= (size_t)s->recv_buffer) {
+		proto_drop(s, m, -1); /* a slow receiver loses, the sender goes on */
 		return;
 	}
-	msgq_push(&s->rq, m);
-	if (s->rq.bytes >= (size_t)s->recv_buffer)
+	struct pipe *p = s->delivering;
+	recvq_push(s, p && p->id == m->pipe_id && !p->dead ? p : NULL, m);
+	if (s->queued_bytes >= (size_t)s->recv_buffer)
 		set_reads_paused(s, true);
-	if (s->cv_waiters)
-		pthread_cond_broadcast(&s->cv);
+	sock_kick_locked(s);
 	sync_readiness(s);
 }
 
@@ -572,8 +588,7 @@ void sock_pipe_writable(struct nnofi_sock *s, struct pipe *p)
 	p->writable = true;
 	if (s->proto->pipe_writable)
 		s->proto->pipe_writable(s, p);
-	if (s->cv_waiters)
-		pthread_cond_broadcast(&s->cv);
+	sock_kick_locked(s);
 }
 
 int64_t sock_next_backoff(struct endpoint *ep)
@@ -589,10 +604,33 @@ int64_t sock_next_backoff(struct endpoint *ep)
 	return ep->backoff;
 }
 
+/* ---- protocol timers ------------------------------------------------- */
+
+/* An armed timer holds a socket reference, released when it fires or is
+ * cancelled. */
+void sock_timer_arm(struct nnofi_sock *s, int64_t when)
+{
+	if (!bg_timer_arm(&s->timer, when))
+		sock_ref(s);
+}
+
+static void sock_timer_fire(struct bg_timer *t)
+{
+	struct nnofi_sock *s = (struct nnofi_sock *)((char *)t - offsetof(struct nnofi_sock, timer));
+	pthread_mutex_lock(&s->mtx);
+	if (!s->closed && s->proto->tick) {
+		int64_t next = s->proto->tick(s, now_ms());
+		if (next != INT64_MAX)
+			sock_timer_arm(s, next);
+	}
+	pthread_mutex_unlock(&s->mtx);
+	sock_unref(s);
+}
+
 /* ---- polling ------------------------------------------------------------- */
 
 /* Inproc peers bump inproc_pending; pull their messages in. */
-static void process_inproc(struct nnofi_sock *s)
+void sock_process_inproc(struct nnofi_sock *s)
 {
 	if (atomic_exchange(&s->inproc_pending, 0) == 0)
 		return;
@@ -652,7 +690,7 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 	atomic_store(&s->sleeping, false);
 	for (int i = 0; i < n; i++)
 		handle_event(s, &evs[i]);
-	process_inproc(s);
+	sock_process_inproc(s);
 	s->polling = false;
 	if (s->cv_waiters)
 		pthread_cond_broadcast(&s->cv);
@@ -691,10 +729,39 @@ static int sock_wait(struct nnofi_sock *s, int64_t deadline)
 
 /* ---- send and receive ---------------------------------------------- */
 
-static bool still_borrowed(struct nnofi_sock *s, uint64_t token, uint32_t pipe_id)
+/* Bytes of send call `token` its pipe still writes from the caller's buffer. */
+static size_t still_borrowed(struct nnofi_sock *s, uint64_t token, uint32_t pipe_id)
 {
 	struct pipe *p = pipe_id ? sock_find_pipe(s, pipe_id) : NULL;
-	return p && p->ops->borrowing(p, token);
+	return p ? p->ops->borrowing(p, token) : 0;
+}
+
+/* A big frame the kernel did not take whole: keep writing it from the
+ * caller's buffer (zero copy) while the receiver drains it; when it stops
+ * draining for BORROW_STALL_MS, or the call must return, copy the rest so
+ * send returns like nanomsg's, without waiting for a receiver. */
+#define BORROW_STALL_MS 2
+static void finish_borrowed(struct nnofi_sock *s, uint64_t token, uint32_t pid, int flags,
+			    int64_t deadline)
+{
+	size_t left = still_borrowed(s, token, pid);
+	int64_t stall_at = now_ms() + BORROW_STALL_MS;
+	while (left) {
+		bool must_return = s->closed || (flags & NNOFI_DONTWAIT) || now_ms() >= deadline;
+		if (!must_return) {
+			sock_wait(s, stall_at < deadline ? stall_at : deadline);
+			size_t now_left = still_borrowed(s, token, pid);
+			if (now_left < left)
+				stall_at = now_ms() + BORROW_STALL_MS; /* draining: keep going */
+			left = now_left;
+			if (!left || now_ms() < stall_at)
+				continue;
+		}
+		struct pipe *p = sock_find_pipe(s, pid);
+		if (p && p->ops->borrowing(p, token))
+			p->ops->own_pending(p);
+		return;
+	}
 }
 
 /* The send loop of nnofi_send and nnofi_send_msg. `borrowed`: m's body is
@@ -716,7 +783,7 @@ static int send_common(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, int fl
 			rc = EBADF;
 			break;
 		}
-		process_inproc(s);
+		sock_process_inproc(s);
 		s->send_token = borrowed ? token : 0;
 		s->sent_pipe = 0;
 		s->send_handle = handle_used ? 0 : handle;
@@ -741,17 +808,8 @@ static int send_common(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, int fl
 	s->send_token = 0;
 	s->send_handle = 0;
 	if (rc == 0) {
-		/* Accepted. A pipe may still be writing from the caller's buffer:
-		 * help it finish (zero copy), or copy the rest to return now. */
-		uint32_t pid = s->sent_pipe;
-		while (borrowed && still_borrowed(s, token, pid)) {
-			if (s->closed || (flags & NNOFI_DONTWAIT) || sock_wait(s, deadline) != 0) {
-				struct pipe *p = sock_find_pipe(s, pid);
-				if (p && p->ops->borrowing(p, token))
-					p->ops->own_pending(p);
-				break;
-			}
-		}
+		if (borrowed)
+			finish_borrowed(s, token, s->sent_pipe, flags, deadline);
 		sock_stat(s, NNOFI_STAT_MSGS_SENT, 1);
 		sock_stat(s, NNOFI_STAT_BYTES_SENT, len);
 	}
@@ -780,11 +838,11 @@ static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out)
 	for (;;) {
 		if (s->closed)
 			return EBADF;
-		process_inproc(s);
+		sock_process_inproc(s);
 		int err = 0;
 		nnofi_msg *m = s->proto->recv(s, &err);
 		if (m) {
-			if (s->reads_paused && s->rq.bytes < (size_t)s->recv_buffer / 2)
+			if (s->reads_paused && s->queued_bytes < (size_t)s->recv_buffer / 2)
 				set_reads_paused(s, false);
 			sync_readiness(s);
 			sock_stat(s, NNOFI_STAT_MSGS_RECV, 1);

@@ -38,7 +38,8 @@
 #define NNOFI_OPT_SUBSCRIBE 12
 #define NNOFI_OPT_UNSUBSCRIBE 13
 
-/* Statistics counters (index into nnofi_stats' array). */
+/* Statistics counters (index into nnofi_stats' array). The ones after
+ * MSGS_DROPPED say why a connection or message was refused. */
 #define NNOFI_STAT_MSGS_SENT 0
 #define NNOFI_STAT_MSGS_RECV 1
 #define NNOFI_STAT_BYTES_SENT 2
@@ -47,8 +48,13 @@
 #define NNOFI_STAT_PIPES_CLOSED 5
 #define NNOFI_STAT_PIPES_BROKEN 6
 #define NNOFI_STAT_MSGS_DROPPED 7
-#define NNOFI_STAT_PROTOCOL_ERRORS 8
-#define NNOFI_STAT_COUNT 9
+#define NNOFI_STAT_HANDSHAKES_REJECTED 8
+#define NNOFI_STAT_HANDSHAKE_TIMEOUTS 9
+#define NNOFI_STAT_FRAMES_OVERSIZE 10
+#define NNOFI_STAT_FRAMES_MALFORMED 11
+#define NNOFI_STAT_HEADERS_MALFORMED 12
+#define NNOFI_STAT_UNEXPECTED_MSGS 13
+#define NNOFI_STAT_COUNT 14
 
 typedef struct nnofi_sock nnofi_sock;
 typedef struct nnofi_msg nnofi_msg;

@@ -29,7 +29,7 @@ static void bus_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 static nnofi_msg *bus_recv(struct nnofi_sock *s, int *err)
 {
 	(void)err;
-	return msgq_pop(&s->rq);
+	return sock_dequeue(s);
 }
 
 const struct proto_ops proto_bus = {

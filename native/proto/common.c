@@ -5,19 +5,6 @@
 
 #include "core.h"
 
-void put_u32be(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-uint32_t get_u32be(const uint8_t *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
 /* Round-robin: the first writable pipe after *cursor (a pipe id). */
 struct pipe *proto_next_writable(struct nnofi_sock *s, uint32_t *cursor)
 {
@@ -47,12 +34,12 @@ int proto_send_on(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m, bool borro
 	return rc;
 }
 
-void proto_drop(struct nnofi_sock *s, nnofi_msg *m, bool protocol_error)
+void proto_drop(struct nnofi_sock *s, nnofi_msg *m, int reason)
 {
 	msg_free(m);
 	sock_stat(s, NNOFI_STAT_MSGS_DROPPED, 1);
-	if (protocol_error)
-		sock_stat(s, NNOFI_STAT_PROTOCOL_ERRORS, 1);
+	if (reason >= 0)
+		sock_stat(s, reason, 1);
 }
 
 void proto_broadcast(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, uint32_t except)
@@ -61,6 +48,8 @@ void proto_broadcast(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, uint32_t
 	 * freed later, by the background thread, so the pointers stay valid) */
 	struct pipe *stack[64], **pipes = stack;
 	int n = s->npipes;
+	if (n == 0)
+		return; /* nobody to send to: PUB, BUS and SURVEYOR drop */
 	if (n > 64) {
 		pipes = malloc((size_t)n * sizeof(*pipes));
 		if (!pipes)
@@ -83,23 +72,6 @@ void proto_broadcast(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, uint32_t
 		free(pipes);
 }
 
-bool proto_take_backtrace(nnofi_msg *m, size_t prefix)
-{
-	size_t h = prefix;
-	for (;;) {
-		if (m->len < 4 || h + 4 > NNOFI_MAX_HDR)
-			return false;
-		memcpy(m->hdr + h, m->body, 4);
-		h += 4;
-		bool last = m->body[0] & 0x80;
-		m->body += 4;
-		m->len -= 4;
-		if (last)
-			break;
-	}
-	m->hdr_len = h;
-	return true;
-}
 
 bool proto_accept_pipe(struct nnofi_sock *s, struct pipe *p)
 {

@@ -20,8 +20,7 @@ static int push_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 /* A PULL peer never sends: anything arriving is a protocol violation. */
 static void push_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 {
-	msg_free(m);
-	sock_stat(s, NNOFI_STAT_PROTOCOL_ERRORS, 1);
+	proto_drop(s, m, NNOFI_STAT_UNEXPECTED_MSGS);
 	sock_remove_pipe(s, p, true);
 }
 
@@ -34,7 +33,7 @@ static void pull_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 static nnofi_msg *pull_recv(struct nnofi_sock *s, int *err)
 {
 	(void)err;
-	return msgq_pop(&s->rq);
+	return sock_dequeue(s);
 }
 
 const struct proto_ops proto_push = {
@@ -46,6 +45,7 @@ const struct proto_ops proto_push = {
 	.send = push_send,
 	.deliver = push_deliver,
 	.recv = proto_no_recv,
+	.send_only = true,
 };
 
 const struct proto_ops proto_pull = {

@@ -15,11 +15,11 @@ static int pub_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 	return 0;
 }
 
-/* Subscribers never send; whatever arrives is dropped. */
+/* Subscribers never send: one that does is cut off. */
 static void pub_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 {
-	(void)p;
-	proto_drop(s, m, true);
+	proto_drop(s, m, NNOFI_STAT_UNEXPECTED_MSGS);
+	sock_remove_pipe(s, p, true);
 }
 
 const struct proto_ops proto_pub = {
@@ -30,6 +30,7 @@ const struct proto_ops proto_pub = {
 	.send = pub_send,
 	.deliver = pub_deliver,
 	.recv = proto_no_recv,
+	.send_only = true,
 };
 
 /* ---- SUB ------------------------------------------------------------- */
@@ -114,7 +115,7 @@ static void sub_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 static nnofi_msg *sub_recv(struct nnofi_sock *s, int *err)
 {
 	(void)err;
-	return msgq_pop(&s->rq);
+	return sock_dequeue(s);
 }
 
 const struct proto_ops proto_sub = {

@@ -32,7 +32,7 @@ static void req_cancel(struct nnofi_sock *s)
 	msg_free(st->request);
 	st->request = NULL;
 	st->sent = false;
-	msgq_clear(&s->rq);
+	recvq_clear(s);
 }
 
 static void req_fini(struct nnofi_sock *s)
@@ -50,6 +50,7 @@ static void req_try_send(struct nnofi_sock *s)
 	st->sent = true;
 	st->sent_pipe = p->id;
 	st->resend_at = now_ms() + s->req_resend_ivl;
+	sock_timer_arm(s, st->resend_at); /* resend even if nobody waits */
 }
 
 static int req_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
@@ -84,8 +85,8 @@ static void req_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 {
 	struct req *st = s->proto_data;
 	(void)p;
-	if (m->len < 4 || !st->request || get_u32be(m->body) != st->id || s->rq.count) {
-		proto_drop(s, m, false); /* stale or stray reply */
+	if (m->len < 4 || !st->request || get_u32be(m->body) != st->id || s->queued) {
+		proto_drop(s, m, -1); /* stale or stray reply */
 		return;
 	}
 	m->body += 4;
@@ -100,7 +101,7 @@ static nnofi_msg *req_recv(struct nnofi_sock *s, int *err)
 		*err = EPROTO;
 		return NULL;
 	}
-	nnofi_msg *m = msgq_pop(&s->rq);
+	nnofi_msg *m = sock_dequeue(s);
 	if (m) {
 		msg_free(st->request);
 		st->request = NULL;
@@ -146,7 +147,7 @@ static void rep_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 {
 	put_u32be(m->hdr, p->id);
 	if (!proto_take_backtrace(m, 4)) {
-		proto_drop(s, m, true); /* no request id, or too many hops */
+		proto_drop(s, m, NNOFI_STAT_HEADERS_MALFORMED); /* no request id, or too many hops */
 		return;
 	}
 	sock_enqueue(s, m);
@@ -156,7 +157,7 @@ static nnofi_msg *rep_recv(struct nnofi_sock *s, int *err)
 {
 	struct rep *st = s->proto_data;
 	(void)err;
-	nnofi_msg *m = msgq_pop(&s->rq);
+	nnofi_msg *m = sock_dequeue(s);
 	if (m) {
 		memcpy(st->bt, m->hdr, m->hdr_len);
 		st->bt_len = m->hdr_len;
@@ -218,7 +219,7 @@ static void raw_deliver_backtrace(struct nnofi_sock *s, struct pipe *p, nnofi_ms
 {
 	(void)p;
 	if (!proto_take_backtrace(m, 0)) {
-		proto_drop(s, m, true);
+		proto_drop(s, m, NNOFI_STAT_HEADERS_MALFORMED);
 		return;
 	}
 	sock_enqueue(s, m);
@@ -227,7 +228,7 @@ static void raw_deliver_backtrace(struct nnofi_sock *s, struct pipe *p, nnofi_ms
 static nnofi_msg *raw_recv(struct nnofi_sock *s, int *err)
 {
 	(void)err;
-	return msgq_pop(&s->rq);
+	return sock_dequeue(s);
 }
 
 /* Raw REP/RESPONDENT: the header's first word names the pipe to answer

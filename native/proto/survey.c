@@ -24,7 +24,7 @@ static void surveyor_init(struct nnofi_sock *s)
 static int surveyor_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 {
 	struct surveyor *st = s->proto_data;
-	msgq_clear(&s->rq); /* answers to the old survey */
+	recvq_clear(s); /* answers to the old survey */
 	st->id = (st->next_id++) | 0x80000000u;
 	st->active = true;
 	st->deadline = now_ms() + s->survey_time;
@@ -39,7 +39,7 @@ static void surveyor_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 	struct surveyor *st = s->proto_data;
 	(void)p;
 	if (m->len < 4 || !st->active || get_u32be(m->body) != st->id) {
-		proto_drop(s, m, false); /* stale or stray */
+		proto_drop(s, m, -1); /* stale or stray */
 		return;
 	}
 	m->body += 4;
@@ -56,11 +56,11 @@ static nnofi_msg *surveyor_recv(struct nnofi_sock *s, int *err)
 	}
 	if (now_ms() >= st->deadline) {
 		st->active = false; /* the survey is over, late answers are dropped */
-		msgq_clear(&s->rq);
+		recvq_clear(s);
 		*err = ETIMEDOUT;
 		return NULL;
 	}
-	return msgq_pop(&s->rq);
+	return sock_dequeue(s);
 }
 
 static int64_t surveyor_tick(struct nnofi_sock *s, int64_t now)
@@ -96,7 +96,7 @@ static void respondent_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *
 {
 	put_u32be(m->hdr, p->id);
 	if (!proto_take_backtrace(m, 4)) {
-		proto_drop(s, m, true);
+		proto_drop(s, m, NNOFI_STAT_HEADERS_MALFORMED);
 		return;
 	}
 	sock_enqueue(s, m);
@@ -106,7 +106,7 @@ static nnofi_msg *respondent_recv(struct nnofi_sock *s, int *err)
 {
 	struct respondent *st = s->proto_data;
 	(void)err;
-	nnofi_msg *m = msgq_pop(&s->rq);
+	nnofi_msg *m = sock_dequeue(s);
 	if (m) {
 		memcpy(st->bt, m->hdr, m->hdr_len);
 		st->bt_len = m->hdr_len;
@@ -149,7 +149,7 @@ static void xsurveyor_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m
 {
 	(void)p;
 	if (!proto_take_backtrace(m, 0)) {
-		proto_drop(s, m, true);
+		proto_drop(s, m, NNOFI_STAT_HEADERS_MALFORMED);
 		return;
 	}
 	sock_enqueue(s, m);
@@ -158,7 +158,7 @@ static void xsurveyor_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m
 static nnofi_msg *raw_pop(struct nnofi_sock *s, int *err)
 {
 	(void)err;
-	return msgq_pop(&s->rq);
+	return sock_dequeue(s);
 }
 
 const struct proto_ops proto_xsurveyor = {

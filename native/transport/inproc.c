@@ -9,7 +9,7 @@
 
 #include "core.h"
 
-#define MBOX_MAX_MSGS 1024 /* bounds per-message overhead; bytes bound the rest */
+#define MSG_COST 64 /* what a message weighs in a mailbox beyond its bytes */
 
 struct ipipe;
 
@@ -41,9 +41,11 @@ static void kick_peer(struct ipipe *ip)
 	sock_kick(ps);
 }
 
+/* Up to the receiver's recv_buffer, counting a per-message overhead so
+ * empty messages are bounded too; one message always fits. */
 static bool mbox_full(struct ipipe *ip)
 {
-	return ip->mbox.count >= MBOX_MAX_MSGS || (ip->mbox.count && ip->mbox.bytes >= ip->mbox_limit);
+	return ip->mbox.count && ip->mbox.bytes + ip->mbox.count * MSG_COST >= ip->mbox_limit;
 }
 
 static int ipipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
@@ -53,6 +55,11 @@ static int ipipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 	pthread_mutex_lock(&ip->pair->mtx);
 	bool room = !ip->pair->dead && !mbox_full(peer_of(ip));
 	pthread_mutex_unlock(&ip->pair->mtx);
+	if (!room && ip->peer_sock->proto->drop_when_full) {
+		/* a SUB (BUS...) that can't keep up loses it, counted there */
+		sock_stat(ip->peer_sock, NNOFI_STAT_MSGS_DROPPED, 1);
+		return 0;
+	}
 	if (!room) {
 		p->writable = false;
 		return EAGAIN;
@@ -62,7 +69,8 @@ static int ipipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 		/* the peer parses SP headers from the body, as off the wire */
 		own = msg_alloc(m->hdr_len + m->len);
 		memcpy(own->body, m->hdr, m->hdr_len);
-		memcpy(own->body + m->hdr_len, m->body, m->len);
+		if (m->len)
+			memcpy(own->body + m->hdr_len, m->body, m->len);
 	} else {
 		own = borrowed ? sock_own_msg(p->sock, m) : msg_dup(m);
 	}
@@ -74,7 +82,7 @@ static int ipipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 	}
 	struct ipipe *peer = peer_of(ip);
 	msgq_push(&peer->mbox, own);
-	if (mbox_full(peer))
+	if (mbox_full(peer) && !ip->peer_sock->proto->drop_when_full)
 		p->writable = false;
 	pthread_mutex_unlock(&ip->pair->mtx);
 	kick_peer(ip);
@@ -117,11 +125,11 @@ static void ipipe_write_ready(struct pipe *p)
 	(void)p;
 }
 
-static bool ipipe_borrowing(struct pipe *p, uint64_t token)
+static size_t ipipe_borrowing(struct pipe *p, uint64_t token)
 {
 	(void)p;
 	(void)token;
-	return false;
+	return 0; /* inproc never writes from the caller's buffer later */
 }
 
 static void ipipe_own_pending(struct pipe *p)
@@ -137,6 +145,16 @@ static void ipair_unref(struct ipair *pair)
 	free(pair);
 }
 
+static void process_in_background(void *arg)
+{
+	struct nnofi_sock *s = arg;
+	pthread_mutex_lock(&s->mtx);
+	if (!s->closed)
+		sock_process_inproc(s);
+	pthread_mutex_unlock(&s->mtx);
+	sock_unref(s);
+}
+
 static void ipipe_close(struct pipe *p)
 {
 	struct ipipe *ip = (struct ipipe *)p;
@@ -145,8 +163,13 @@ static void ipipe_close(struct pipe *p)
 	ip->pair->dead = true;
 	msgq_clear(&ip->mbox);
 	pthread_mutex_unlock(&ip->pair->mtx);
-	if (!was_dead)
-		kick_peer(ip); /* the peer notices and drops its side */
+	if (!was_dead) {
+		/* the peer drops its side when it next looks, or right away in
+		 * the background thread if nobody is in a call on it */
+		kick_peer(ip);
+		sock_ref(ip->peer_sock);
+		bg_defer(process_in_background, ip->peer_sock);
+	}
 }
 
 static void ipipe_destroy(struct pipe *p)
@@ -214,7 +237,9 @@ static void join(struct endpoint *lep, struct endpoint *dep)
 	a->mbox_limit = (size_t)ls->recv_buffer;
 	b->mbox_limit = (size_t)ds->recv_buffer;
 
+	/* a peer that just went may still hold its place (PAIR) until seen */
 	pthread_mutex_lock(&ls->mtx);
+	sock_process_inproc(ls);
 	a->base.id = sock_new_pipe_id(ls);
 	bool a_ok = !lep->closed && sock_add_pipe(ls, &a->base);
 	if (a_ok)
@@ -222,6 +247,7 @@ static void join(struct endpoint *lep, struct endpoint *dep)
 	pthread_mutex_unlock(&ls->mtx);
 
 	pthread_mutex_lock(&ds->mtx);
+	sock_process_inproc(ds);
 	b->base.id = sock_new_pipe_id(ds);
 	bool b_ok = a_ok && !dep->closed && sock_add_pipe(ds, &b->base);
 	if (b_ok)

@@ -22,10 +22,12 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "framing.h"
 
 #define RBUF_SIZE (64 * 1024)
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define READ_BUDGET (4 * 1024 * 1024)
+#define MAX_SANE_FRAME (1ULL << 46)
 
 /* ---- addresses ---------------------------------------------------------- */
 
@@ -80,11 +82,23 @@ static int resolve(const struct url *u, bool passive, union sockaddr_any *addr, 
 	return 0;
 }
 
-static void tune_fd(int fd, bool tcp)
+/* TCP_NODELAY; and the kernel buffers from send_buffer/recv_buffer when
+ * the user set them, like nanomsg (otherwise the kernel autotunes). */
+static void tune_fd(int fd, bool tcp, struct nnofi_sock *s)
 {
 	if (tcp) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	if (s->send_buffer_set) {
+		int v = (int)s->send_buffer;
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) != 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	}
+	if (s->recv_buffer_set) {
+		int v = (int)s->recv_buffer;
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) != 0)
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
 	}
 }
 
@@ -101,6 +115,7 @@ struct spipe {
 	size_t rgot;
 	/* send: a frame the kernel did not take whole */
 	bool tpending;
+	struct msgq txq; /* owned messages waiting behind it */
 	uint8_t thdr[9 + NNOFI_MAX_HDR];
 	size_t thdr_len;
 	uint8_t *tbody;
@@ -111,26 +126,30 @@ struct spipe {
 	uint8_t *town;      /* copy made by own_pending */
 };
 
-static void spipe_rearm_bg(struct spipe *sp)
+/* The background thread reads pipes whose socket never receives (to cut
+ * off peers that talk anyway) and those of dropping protocols (SUB, BUS,
+ * SURVEYOR), which must take messages in up to recv_buffer while the
+ * application is elsewhere, as nanomsg's worker does. */
+static bool bg_reads(struct spipe *sp)
+{
+	const struct proto_ops *proto = sp->base.sock->proto;
+	return proto->send_only || proto->drop_when_full;
+}
+
+static uint32_t bg_events(struct spipe *sp)
 {
 	uint32_t ev = EPOLLRDHUP | EPOLLONESHOT;
+	if (bg_reads(sp))
+		ev |= EPOLLIN;
+	return ev;
+}
+
+static void spipe_rearm_bg(struct spipe *sp)
+{
+	uint32_t ev = bg_events(sp);
 	if (sp->tpending && !sp->ttoken)
 		ev |= EPOLLOUT;
 	bg_watch_mod(&sp->watch, ev);
-}
-
-static void put_u64be(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_u64be(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
 }
 
 static void tx_release(struct spipe *sp)
@@ -179,17 +198,10 @@ static int tx_flush(struct spipe *sp)
 	return 0;
 }
 
-static int spipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
+/* Load a frame for m as the one being written (nothing written yet). */
+static void tx_start(struct spipe *sp, const nnofi_msg *m)
 {
-	struct spipe *sp = (struct spipe *)p;
-	struct nnofi_sock *s = p->sock;
-	if (sp->tpending || p->dead)
-		return EAGAIN;
-	size_t h = 0;
-	if (sp->ipc)
-		sp->thdr[h++] = 1;
-	put_u64be(sp->thdr + h, m->hdr_len + m->len);
-	h += 8;
+	size_t h = frame_header_encode(sp->thdr, sp->ipc, m->hdr_len + m->len);
 	memcpy(sp->thdr + h, m->hdr, m->hdr_len);
 	sp->thdr_len = h + m->hdr_len;
 	sp->tbody = m->body;
@@ -197,6 +209,31 @@ static int spipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 	sp->toff = 0;
 	sp->tpending = true;
 	sp->ttoken = 0;
+}
+
+/* Room in the send queue: up to send_buffer bytes wait behind the frame
+ * the kernel is taking, so a burst does not block or drop at once. */
+static bool tx_room(struct spipe *sp)
+{
+	return sp->txq.bytes < (size_t)sp->base.sock->send_buffer;
+}
+
+static int spipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
+{
+	struct spipe *sp = (struct spipe *)p;
+	struct nnofi_sock *s = p->sock;
+	if (p->dead)
+		return EAGAIN;
+	if (sp->tpending) {
+		if (!tx_room(sp)) {
+			p->writable = false;
+			return EAGAIN;
+		}
+		msgq_push(&sp->txq, borrowed ? sock_own_msg(s, m) : msg_dup(m));
+		p->writable = tx_room(sp);
+		return 0;
+	}
+	tx_start(sp, m);
 	int err = tx_flush(sp);
 	if (err) {
 		tx_release(sp);
@@ -213,31 +250,46 @@ static int spipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 		chunk_ref(m->chunk);
 		sp->tchunk = m->chunk;
 	}
-	p->writable = false;
 	sock_poll_update(s, p, true);
 	if (!sp->ttoken)
 		spipe_rearm_bg(sp);
 	return 0;
 }
 
+/* Write the pending frame, then the queued ones, as far as the kernel
+ * takes them. */
 static void spipe_write_ready(struct pipe *p)
 {
 	struct spipe *sp = (struct spipe *)p;
-	int err = tx_flush(sp);
-	if (err) {
-		sock_remove_pipe(p->sock, p, true);
-		return;
+	for (;;) {
+		if (tx_flush(sp) != 0) {
+			sock_remove_pipe(p->sock, p, true);
+			return;
+		}
+		if (sp->tpending)
+			break;
+		nnofi_msg *next = msgq_pop(&sp->txq);
+		if (!next)
+			break;
+		tx_start(sp, next);
+		chunk_ref(next->chunk);
+		sp->tchunk = next->chunk;
+		msg_free(next);
 	}
-	if (sp->tpending)
-		return;
-	sock_poll_update(p->sock, p, false);
-	sock_pipe_writable(p->sock, p);
+	if (!sp->tpending)
+		sock_poll_update(p->sock, p, false);
+	else if (!sp->ttoken)
+		spipe_rearm_bg(sp); /* nobody may be waiting: keep it moving */
+	if (!p->writable && tx_room(sp))
+		sock_pipe_writable(p->sock, p);
 }
 
-static bool spipe_borrowing(struct pipe *p, uint64_t token)
+static size_t spipe_borrowing(struct pipe *p, uint64_t token)
 {
 	struct spipe *sp = (struct spipe *)p;
-	return sp->tpending && sp->ttoken && sp->ttoken == token;
+	if (!sp->tpending || !sp->ttoken || sp->ttoken != token)
+		return 0;
+	return sp->thdr_len + sp->tbody_len - sp->toff;
 }
 
 static void spipe_own_pending(struct pipe *p)
@@ -256,31 +308,32 @@ static void spipe_own_pending(struct pipe *p)
 	spipe_rearm_bg(sp);
 }
 
-/* Protocol violation or hang-up: drop this pipe only. */
-static void spipe_fail(struct spipe *sp, bool broken, bool protocol_error)
+/* Bad input or a broken connection: drop this pipe only, and count why
+ * (reason: a NNOFI_STAT_ counter, or -1 for a plain error). */
+static void spipe_fail(struct spipe *sp, int reason)
 {
-	if (protocol_error)
-		sock_stat(sp->base.sock, NNOFI_STAT_PROTOCOL_ERRORS, 1);
-	sock_remove_pipe(sp->base.sock, &sp->base, broken);
+	if (reason >= 0)
+		sock_stat(sp->base.sock, reason, 1);
+	sock_remove_pipe(sp->base.sock, &sp->base, true);
 }
 
 /* Turn buffered bytes into messages; false if the pipe died. */
 static bool parse_buffered(struct spipe *sp)
 {
 	struct nnofi_sock *s = sp->base.sock;
-	size_t hsz = sp->ipc ? 9 : 8;
-	while (!sp->rmsg && sp->rend - sp->rstart >= hsz) {
+	while (!sp->rmsg) {
 		uint8_t *f = sp->rbuf + sp->rstart;
-		if (sp->ipc && f[0] != 1) {
-			spipe_fail(sp, true, true);
+		size_t have = sp->rend - sp->rstart, hsz;
+		uint64_t len;
+		enum frame_status st = frame_header_decode(f, have, sp->ipc, s->recv_max_size, &hsz, &len);
+		if (st == FRAME_NEED_MORE)
+			break;
+		if (st != FRAME_OK) {
+			spipe_fail(sp, st == FRAME_TOO_LARGE ? NNOFI_STAT_FRAMES_OVERSIZE
+							     : NNOFI_STAT_FRAMES_MALFORMED);
 			return false;
 		}
-		uint64_t len = get_u64be(f + hsz - 8);
-		if (s->recv_max_size >= 0 && len > (uint64_t)s->recv_max_size) {
-			spipe_fail(sp, true, true);
-			return false;
-		}
-		size_t avail = sp->rend - sp->rstart - hsz;
+		size_t avail = have - hsz;
 		if (len <= avail) {
 			nnofi_msg *m = msg_alloc((size_t)len);
 			memcpy(m->body, f + hsz, (size_t)len);
@@ -292,9 +345,11 @@ static bool parse_buffered(struct spipe *sp)
 		}
 		if (len + hsz <= RBUF_SIZE / 2)
 			break; /* fits the buffer: read more */
-		nnofi_msg *m = len <= SIZE_MAX ? msg_try_alloc((size_t)len) : NULL;
+		/* big: read the rest straight into the message body (a length no
+		 * machine could hold is a lie, even with recv_max_size -1) */
+		nnofi_msg *m = len <= MAX_SANE_FRAME ? msg_try_alloc((size_t)len) : NULL;
 		if (!m) {
-			spipe_fail(sp, true, true);
+			spipe_fail(sp, NNOFI_STAT_FRAMES_OVERSIZE);
 			return false;
 		}
 		memcpy(m->body, f + hsz, avail);
@@ -330,14 +385,14 @@ static void spipe_read_ready(struct pipe *p)
 		}
 		ssize_t n = want ? read(p->fd, dst, want) : 0;
 		if (n == 0) {
-			spipe_fail(sp, false, false); /* orderly close by the peer */
+			sock_remove_pipe(p->sock, p, false); /* orderly close by the peer */
 			return;
 		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				spipe_fail(sp, true, false);
+				spipe_fail(sp, -1);
 			return;
 		}
 		if (sp->rmsg) {
@@ -367,6 +422,7 @@ static void spipe_close(struct pipe *p)
 	close(p->fd);
 	p->fd = -1;
 	tx_release(sp);
+	msgq_clear(&sp->txq);
 	msg_free(sp->rmsg);
 	sp->rmsg = NULL;
 }
@@ -386,12 +442,14 @@ static void spipe_bg_event(struct bg_watch *w, uint32_t events)
 	if (!sp->base.dead) {
 		if (events & EPOLLOUT)
 			spipe_write_ready(&sp->base);
+		if (!sp->base.dead && (events & EPOLLIN) && bg_reads(sp))
+			spipe_read_ready(&sp->base);
 		if (!sp->base.dead && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
 			/* deliver what the peer sent before it went, then drop it */
 			for (int i = 0; i < 1024 && !sp->base.dead; i++)
 				spipe_read_ready(&sp->base);
 			if (!sp->base.dead)
-				spipe_fail(sp, true, false);
+				spipe_fail(sp, -1);
 		}
 		if (!sp->base.dead)
 			spipe_rearm_bg(sp);
@@ -436,7 +494,7 @@ static bool spipe_attach(struct endpoint *ep, int fd)
 		return false;
 	}
 	sock_ref(s);
-	if (bg_watch_add(&sp->watch, EPOLLRDHUP | EPOLLONESHOT) != 0)
+	if (bg_watch_add(&sp->watch, bg_events(sp)) != 0)
 		sock_remove_pipe(s, &sp->base, true);
 	return true;
 }
@@ -511,12 +569,10 @@ static void handshake_event(struct bg_watch *w, uint32_t events)
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			handshake_end(hs, false);
 		} else if (hs->ngot == 8) {
-			const uint8_t *h = hs->got;
-			int peer = (h[4] << 8) | h[5];
-			bool ok = h[0] == 0 && h[1] == 'S' && h[2] == 'P' && h[3] == 0 && h[6] == 0 &&
-				  h[7] == 0 && sock_peer_compatible(s, peer);
+			int peer = sp_header_decode(hs->got);
+			bool ok = peer >= 0 && sock_peer_compatible(s, peer);
 			if (!ok)
-				sock_stat(s, NNOFI_STAT_PROTOCOL_ERRORS, 1);
+				sock_stat(s, NNOFI_STAT_HANDSHAKES_REJECTED, 1);
 			handshake_end(hs, ok);
 		}
 	}
@@ -529,7 +585,7 @@ static void handshake_expired(struct bg_timer *t)
 	struct nnofi_sock *s = hs->ep->sock;
 	pthread_mutex_lock(&s->mtx);
 	if (!hs->dead) {
-		sock_stat(s, NNOFI_STAT_PROTOCOL_ERRORS, 1);
+		sock_stat(s, NNOFI_STAT_HANDSHAKE_TIMEOUTS, 1);
 		handshake_end(hs, false);
 	}
 	pthread_mutex_unlock(&s->mtx);
@@ -539,7 +595,8 @@ static void handshake_expired(struct bg_timer *t)
 static void handshake_start(struct stream_ep *se, int fd)
 {
 	struct nnofi_sock *s = se->ep->sock;
-	uint8_t hdr[8] = { 0, 'S', 'P', 0, (uint8_t)(s->proto->id >> 8), (uint8_t)s->proto->id, 0, 0 };
+	uint8_t hdr[SP_HEADER_SIZE];
+	sp_header_encode(hdr, s->proto->id);
 	struct handshake *hs = calloc(1, sizeof(*hs));
 	if (!hs || send(fd, hdr, 8, MSG_NOSIGNAL | MSG_DONTWAIT) != 8) {
 		free(hs);
@@ -573,7 +630,7 @@ static void listener_event(struct bg_watch *w, uint32_t events)
 		int fd = accept4(se->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			break; /* EAGAIN, or out of fds: try again on the next event */
-		tune_fd(fd, se->ep->url.scheme == URL_TCP);
+		tune_fd(fd, se->ep->url.scheme == URL_TCP, se->ep->sock);
 		handshake_start(se, fd);
 	}
 	pthread_mutex_unlock(&s->mtx);
@@ -703,7 +760,7 @@ static void dial(struct stream_ep *se)
 		redial_later(se);
 		return;
 	}
-	tune_fd(fd, se->ep->url.scheme == URL_TCP);
+	tune_fd(fd, se->ep->url.scheme == URL_TCP, se->ep->sock);
 	if (connect(fd, &addr.sa, alen) == 0) {
 		handshake_start(se, fd);
 		return;
