@@ -8,6 +8,7 @@ from ._native import ffi, lib
 from .errors import BadURL, Closed, Error, from_errno
 from .message import Message
 from .options import OPTIONS, STATS
+from .url import explain as explain_url
 
 Buffer = Union[bytes, bytearray, memoryview, Any]
 
@@ -138,11 +139,7 @@ class Socket:
             import errno as E
 
             if rc in (E.EINVAL, E.EPROTONOSUPPORT, E.ENAMETOOLONG, E.EADDRNOTAVAIL, E.EAFNOSUPPORT):
-                raise BadURL(
-                    f"{kind} {url!r}: {ffi.string(lib.nnofi_strerror(rc)).decode()}"
-                    " (expected inproc://NAME, ipc:///PATH or tcp://HOST:PORT)",
-                    rc,
-                )
+                raise BadURL(f"{kind} {url!r}: {explain_url(url, kind)}", rc)
             self._check(rc, f"{kind} {url!r}")
         ep = Endpoint(self, ep_id[0], ffi.string(real).decode(), kind)
         self._endpoints.append(ep)
@@ -153,7 +150,13 @@ class Socket:
         """Send bytes or any buffer (numpy arrays too). The buffer may be
         reused once send returns: tcp and ipc write straight from it;
         inproc passes big immutable buffers (bytes) by reference."""
-        buf = ffi.from_buffer(data)
+        try:
+            buf = ffi.from_buffer(data)
+        except TypeError:
+            raise TypeError(
+                f"send takes bytes or another buffer (bytearray, memoryview, numpy array), "
+                f"not {type(data).__name__}" + ("; encode the str first" if isinstance(data, str) else "")
+            ) from None
         flags = 0 if block else lib.NNOFI_DONTWAIT
         n = len(buf)
         if n < _ZERO_COPY_MIN or not _immutable(data):
@@ -199,7 +202,10 @@ class Socket:
     def recv_into(self, buffer: Buffer, block: bool = True) -> int:
         """Receive into a writable buffer; returns the message size (if it
         is larger than the buffer, the message was truncated)."""
-        buf = ffi.from_buffer(buffer, require_writable=True)
+        try:
+            buf = ffi.from_buffer(buffer, require_writable=True)
+        except (TypeError, BufferError):
+            raise TypeError(f"recv_into needs a writable buffer (bytearray, numpy array), not {type(buffer).__name__}") from None
         size = ffi.new("size_t *")
         rc = lib.nnofi_recv_into(self._sock, buf, len(buf), 0 if block else lib.NNOFI_DONTWAIT, size)
         if rc:

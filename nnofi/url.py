@@ -1,0 +1,36 @@
+"""URL grammar, for error messages a person can act on (the core parses
+URLs itself; this only explains why it refused one).
+
+    inproc://NAME
+    ipc:///path/to/socket           (at most 107 bytes of path)
+    tcp://HOST:PORT                 HOST: IPv4, [IPv6], name, or * (bind only)
+"""
+TRANSPORTS = ("inproc", "ipc", "tcp")
+IPC_PATH_MAX = 107
+
+
+def explain(url: str, kind: str) -> str:
+    """Why `url` cannot be used to `kind` (bind/connect)."""
+    if "://" not in url:
+        return "no transport: expected inproc://NAME, ipc:///PATH or tcp://HOST:PORT"
+    scheme, rest = url.split("://", 1)
+    if scheme not in TRANSPORTS:
+        return f"unknown transport {scheme!r} (known: {', '.join(TRANSPORTS)})"
+    if not rest:
+        return f"{scheme}:// needs an address after it"
+    if scheme == "ipc" and len(rest.encode()) > IPC_PATH_MAX:
+        return f"ipc path is {len(rest.encode())} bytes; Unix sockets allow {IPC_PATH_MAX}"
+    if scheme != "tcp":
+        return "malformed address"
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host:
+        return "tcp needs HOST:PORT, e.g. tcp://127.0.0.1:5555 (port 0 on bind picks a free one)"
+    if not port.isdigit() or int(port) > 65535:
+        return f"port {port!r} is not a number from 0 to 65535"
+    if host.startswith("[") != host.endswith("]"):
+        return "IPv6 hosts go in brackets: tcp://[::1]:5555"
+    if kind == "connect" and host == "*":
+        return "* (any address) can be bound, not connected to"
+    if kind == "connect" and int(port) == 0:
+        return "port 0 can be bound (it picks a free port), not connected to"
+    return "host cannot be used here (not an address of this machine, or does not resolve)"
