@@ -108,6 +108,21 @@ size_t nnofi_msg_header(nnofi_msg *m, void **data);
 size_t nnofi_msg_len(nnofi_msg *m);
 void nnofi_msg_free(nnofi_msg *m);
 
+/* libfabric discovery (fi_getinfo), one entry per provider/fabric/domain/
+ * endpoint type. */
+typedef struct {
+    char provider[64];
+    char fabric[128];
+    char domain[128];
+    char ep_type[8];
+    char caps[64];
+    char address[64];
+    uint64_t max_msg_size;
+    int mr_local;
+} nnofi_fabric_entry;
+int nnofi_fabric_list(nnofi_fabric_entry *out, int max, int *count);
+const char *nnofi_fabric_version(void);
+
 const char *nnofi_strerror(int err);
 /* Live objects, for leak tests. */
 void nnofi_live_counts(int64_t *socks, int64_t *pipes, int64_t *msgs);
