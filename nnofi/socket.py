@@ -9,6 +9,7 @@ from .errors import BadURL, Closed, Error, from_errno
 from .message import Message
 from .options import OPTIONS, STATS
 from .url import explain as explain_url
+from .url import explain_ofi
 
 Buffer = Union[bytes, bytearray, memoryview, Any]
 
@@ -140,6 +141,8 @@ class Socket:
 
             if rc in (E.EINVAL, E.EPROTONOSUPPORT, E.ENAMETOOLONG, E.EADDRNOTAVAIL, E.EAFNOSUPPORT):
                 raise BadURL(f"{kind} {url!r}: {explain_url(url, kind)}", rc)
+            if rc == E.ENODEV and url.startswith("ofi://"):
+                raise BadURL(f"{kind} {url!r}: {explain_ofi(url)}", rc)
             self._check(rc, f"{kind} {url!r}")
         ep = Endpoint(self, ep_id[0], ffi.string(real).decode(), kind)
         self._endpoints.append(ep)

@@ -4,8 +4,10 @@ URLs itself; this only explains why it refused one).
     inproc://NAME
     ipc:///path/to/socket           (at most 107 bytes of path)
     tcp://HOST:PORT                 HOST: IPv4, [IPv6], name, or * (bind only)
+    ofi://IP:PORT[@FABRIC[:PROVIDER]]   libfabric; one name after @ is a
+                                    fabric/domain or a provider
 """
-TRANSPORTS = ("inproc", "ipc", "tcp")
+TRANSPORTS = ("inproc", "ipc", "tcp", "ofi")
 IPC_PATH_MAX = 107
 
 
@@ -20,6 +22,8 @@ def explain(url: str, kind: str) -> str:
         return f"{scheme}:// needs an address after it"
     if scheme == "ipc" and len(rest.encode()) > IPC_PATH_MAX:
         return f"ipc path is {len(rest.encode())} bytes; Unix sockets allow {IPC_PATH_MAX}"
+    if scheme == "ofi":
+        return "expected ofi://IP:PORT[@FABRIC[:PROVIDER]], e.g. ofi://127.0.0.1:5555@tcp"
     if scheme != "tcp":
         return "malformed address"
     host, sep, port = rest.rpartition(":")
@@ -34,3 +38,15 @@ def explain(url: str, kind: str) -> str:
     if kind == "connect" and int(port) == 0:
         return "port 0 can be bound (it picks a free port), not connected to"
     return "host cannot be used here (not an address of this machine, or does not resolve)"
+
+
+def explain_ofi(url: str) -> str:
+    """No provider/fabric matched an ofi:// URL: say what there is."""
+    from . import fabric
+
+    offered = sorted({f"{p.provider} (fabric {p.fabric}, domain {p.domain})" for p in fabric.providers() if p.ep_type == "MSG"})
+    listing = "; ".join(offered) if offered else "none"
+    return (
+        "fi_getinfo offers no connected (FI_EP_MSG) endpoint for this address and name. "
+        f"MSG endpoints here: {listing}"
+    )

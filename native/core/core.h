@@ -76,7 +76,7 @@ void die_on(int cond, const char *what); /* internal invariant broken */
 
 /* ---- URLs ------------------------------------------------------------ */
 
-enum url_scheme { URL_INPROC, URL_IPC, URL_TCP };
+enum url_scheme { URL_INPROC, URL_IPC, URL_TCP, URL_OFI };
 
 struct url {
 	enum url_scheme scheme;
@@ -141,6 +141,9 @@ struct pipe_ops {
 	/* Copy the rest of a borrowed frame so the caller can return. */
 	void (*own_pending)(struct pipe *p);
 	void (*destroy)(struct pipe *p); /* free, no locks held */
+	/* Optional (ofi): completions are waiting, so the caller must not
+	 * sleep on the fd yet (fi_trywait). */
+	bool (*busy)(struct pipe *p);
 };
 
 struct pipe {
@@ -254,6 +257,7 @@ struct nnofi_sock {
 	atomic_bool rfd_used;
 	bool wake_signaled;
 	atomic_int inproc_pending; /* inproc pipes with queued messages */
+	int trywait_pipes; /* pipes with ops->busy (ofi) */
 
 	/* The send call in progress: a stream pipe that keeps writing from
 	 * the caller's buffer after a partial write records the token, the
@@ -335,5 +339,7 @@ int inproc_bind(struct endpoint *ep);
 int inproc_connect(struct endpoint *ep);
 int stream_bind(struct endpoint *ep);    /* tcp and ipc */
 int stream_connect(struct endpoint *ep);
+int ofi_bind(struct endpoint *ep);       /* ofi://IP:PORT[@FABRIC[:PROVIDER]] */
+int ofi_connect(struct endpoint *ep);
 
 #endif

@@ -44,7 +44,10 @@ int nnofi_device(nnofi_sock *a, nnofi_sock *b)
 		ev.data.ptr = b;
 		epoll_ctl(ep, EPOLL_CTL_ADD, fdb, &ev);
 	}
-	int rc = 0;
+	/* what is queued already: the fds only tell of what comes next */
+	int rc = forward_ready(a, b);
+	if (rc == 0 && b != a)
+		rc = forward_ready(b, a);
 	while (rc == 0) {
 		struct epoll_event evs[2];
 		int n = epoll_wait(ep, evs, 2, -1);

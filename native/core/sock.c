@@ -43,7 +43,8 @@ int nnofi_reap(uint64_t *handles, int max)
 {
 	pthread_mutex_lock(&reap_mtx);
 	int n = reaped_n < max ? reaped_n : max;
-	memcpy(handles, reaped + (reaped_n - n), (size_t)n * sizeof(*handles));
+	if (n)
+		memcpy(handles, reaped + (reaped_n - n), (size_t)n * sizeof(*handles));
 	reaped_n -= n;
 	pthread_mutex_unlock(&reap_mtx);
 	return n;
@@ -440,6 +441,7 @@ int nnofi_recv_fd(nnofi_sock *s, int *fd)
 {
 	pthread_mutex_lock(&s->mtx);
 	atomic_store(&s->rfd_used, true);
+	sock_process_inproc(s); /* what inproc peers sent already counts */
 	sync_readiness(s);
 	*fd = s->epfd;
 	pthread_mutex_unlock(&s->mtx);
@@ -522,6 +524,8 @@ bool sock_add_pipe(struct nnofi_sock *s, struct pipe *p)
 		return false;
 	}
 	s->pipes[s->npipes++] = p;
+	if (p->ops->busy)
+		s->trywait_pipes++;
 	atomic_fetch_add(&nnofi_live_pipes, 1);
 	sock_stat(s, NNOFI_STAT_PIPES_OPENED, 1);
 	if (p->ep)
@@ -549,6 +553,8 @@ void sock_remove_pipe(struct nnofi_sock *s, struct pipe *p, bool broken)
 	if (i == s->npipes)
 		return;
 	s->pipes[i] = s->pipes[--s->npipes];
+	if (p->ops->busy)
+		s->trywait_pipes--;
 	recvq_orphan(s, p);
 	p->dead = true;
 	p->broken = broken;
@@ -663,10 +669,18 @@ static void handle_event(struct nnofi_sock *s, struct epoll_event *ev)
 static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 {
 	struct epoll_event evs[32];
+	bool work = false;
+	/* libfabric completion fds may only be slept on after fi_trywait */
+	for (int i = s->npipes - 1; s->trywait_pipes && i >= 0; i--) {
+		if (i < s->npipes && s->pipes[i]->ops->busy && s->pipes[i]->ops->busy(s->pipes[i])) {
+			s->pipes[i]->ops->read_ready(s->pipes[i]);
+			work = true;
+		}
+	}
 	s->polling = true;
 	atomic_store(&s->sleeping, true);
 	int timeout;
-	if (atomic_load(&s->inproc_pending)) {
+	if (work || atomic_load(&s->inproc_pending)) {
 		timeout = 0;
 	} else if (deadline == INT64_MAX) {
 		timeout = -1;
@@ -922,6 +936,8 @@ static int add_endpoint(nnofi_sock *s, const char *text, enum ep_kind kind, char
 	sock_ref(s);
 	if (ep->url.scheme == URL_INPROC)
 		rc = kind == EP_BIND ? inproc_bind(ep) : inproc_connect(ep);
+	else if (ep->url.scheme == URL_OFI)
+		rc = kind == EP_BIND ? ofi_bind(ep) : ofi_connect(ep);
 	else
 		rc = kind == EP_BIND ? stream_bind(ep) : stream_connect(ep);
 	if (rc) {

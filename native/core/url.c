@@ -64,6 +64,8 @@ int url_parse(const char *text, struct url *u)
 		u->scheme = URL_INPROC;
 	} else if (slen == 3 && !strncmp(text, "ipc", 3)) {
 		u->scheme = URL_IPC;
+	} else if (slen == 3 && !strncmp(text, "ofi", 3)) {
+		u->scheme = URL_OFI; /* the transport parses IP:PORT@FABRIC:PROVIDER */
 	} else if (slen == 3 && !strncmp(text, "tcp", 3)) {
 		u->scheme = URL_TCP;
 		return parse_host_port(rest, u);

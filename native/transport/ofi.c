@@ -1,0 +1,1007 @@
+/* ofi://IP:PORT[@FABRIC[:PROVIDER]]: SP over libfabric connected (FI_EP_MSG)
+ * endpoints: tcp, sockets, verbs.
+ *
+ * Each direction carries the SP byte stream of tcp:// (8-byte SP header,
+ * then frames of a 64-bit length and payload) cut into messages of at most
+ * CHUNK bytes, sent from and received into registered buffers; small
+ * messages queued together share one fi_send. Connection events (EQ) go
+ * to the background thread; completions (CQ, FI_WAIT_FD) are polled by
+ * whichever caller waits on the socket, like the fd of a tcp pipe, with
+ * fi_trywait before it sleeps.
+ *
+ * Not yet: RDM endpoints (shm, rxm), a registration cache and RMA
+ * rendezvous for large messages: they are copied through the buffers. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+/* gcc 12 at -O2/-O3 flags libfabric's inline fi_mr_reg() (a call through
+ * the provider's ops table) as reading an uninitialized value: a false
+ * positive inside the system header, not in this file's code. */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <rdma/fabric.h>
+#include <rdma/fi_cm.h>
+#include <rdma/fi_domain.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_eq.h>
+#include <rdma/fi_errno.h>
+
+#include "core.h"
+#include "framing.h"
+
+#define OFI_VERSION FI_VERSION(1, 9)
+#define DBG(...) do { if (getenv("NNOFI_DEBUG")) fprintf(stderr, __VA_ARGS__); } while (0)
+#define CHUNK (64 * 1024)
+#define NRX 8
+#define NTX 8
+
+/* ---- addresses and provider selection ------------------------------- */
+
+struct ofi_addr {
+	char ip[64];
+	char port[8];
+	char fabric[128];   /* "" = any */
+	char provider[64];  /* "" = best for the address */
+};
+
+/* ofi://IP:PORT[@FABRIC[:PROVIDER]]; a single name after @ may be either
+ * (resolved against fi_getinfo by the caller). */
+static int ofi_addr_parse(const char *rest, struct ofi_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	char buf[NNOFI_URL_MAX];
+	snprintf(buf, sizeof(buf), "%s", rest);
+	char *at = strchr(buf, '@');
+	if (at) {
+		*at++ = '\0';
+		char *colon = strchr(at, ':');
+		if (colon) {
+			*colon++ = '\0';
+			snprintf(a->provider, sizeof(a->provider), "%.63s", colon);
+		}
+		snprintf(a->fabric, sizeof(a->fabric), "%.127s", at);
+		if (!a->fabric[0] && !a->provider[0])
+			return EINVAL;
+	}
+	char *hp = buf, *port;
+	if (hp[0] == '[') {
+		char *close = strchr(hp, ']');
+		if (!close || close[1] != ':')
+			return EINVAL;
+		*close = '\0';
+		hp++;
+		port = close + 2;
+	} else {
+		port = strrchr(hp, ':');
+		if (!port)
+			return EINVAL;
+		*port++ = '\0';
+	}
+	if (!hp[0] || !port[0] || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
+	    atoi(port) > 65535)
+		return EINVAL;
+	snprintf(a->ip, sizeof(a->ip), "%.63s", hp);
+	snprintf(a->port, sizeof(a->port), "%s", port);
+	return 0;
+}
+
+/* Providers in order of preference when the URL names none. */
+static const char *const preferred[] = { "verbs", "tcp", "sockets" };
+
+static struct fi_info *ofi_hints(const struct ofi_addr *a, const char *prov)
+{
+	struct fi_info *h = fi_allocinfo();
+	if (!h)
+		return NULL;
+	h->ep_attr->type = FI_EP_MSG;
+	h->caps = FI_MSG;
+	h->mode = FI_CONTEXT | FI_CONTEXT2;
+	h->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
+	h->domain_attr->threading = FI_THREAD_SAFE;
+	h->addr_format = strchr(a->ip, ':') ? FI_SOCKADDR_IN6 : FI_SOCKADDR_IN;
+	if (prov && prov[0])
+		h->fabric_attr->prov_name = strdup(prov);
+	return h;
+}
+
+static bool fabric_matches(const struct fi_info *fi, const struct ofi_addr *a)
+{
+	if (!a->fabric[0])
+		return true;
+	return !strcmp(fi->fabric_attr->name, a->fabric) || !strcmp(fi->domain_attr->name, a->fabric);
+}
+
+/* fi_getinfo for this address: the named provider/fabric, or the best one.
+ * A single name after @ is tried as a fabric/domain, then as a provider. */
+static int ofi_select(const struct ofi_addr *a, bool passive, struct fi_info **out)
+{
+	const char *provs[4] = { 0 };
+	int n = 0;
+	struct ofi_addr alt = *a;
+	if (a->provider[0]) {
+		provs[n++] = a->provider;
+	} else {
+		for (size_t i = 0; i < sizeof(preferred) / sizeof(*preferred); i++)
+			provs[n++] = preferred[i];
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < n; i++) {
+			struct fi_info *hints = ofi_hints(&alt, provs[i]), *list = NULL;
+			if (!hints)
+				return ENOMEM;
+			int rc = fi_getinfo(OFI_VERSION, a->ip, a->port, passive ? FI_SOURCE : 0, hints, &list);
+			fi_freeinfo(hints);
+			if (rc)
+				continue;
+			for (struct fi_info *fi = list; fi; fi = fi->next) {
+				if (fabric_matches(fi, &alt)) {
+					*out = fi_dupinfo(fi);
+					fi_freeinfo(list);
+					return *out ? 0 : ENOMEM;
+				}
+			}
+			fi_freeinfo(list);
+		}
+		/* "@NAME" alone: not a fabric here; try it as a provider */
+		if (pass == 0 && a->fabric[0] && !a->provider[0]) {
+			snprintf(alt.provider, sizeof(alt.provider), "%.63s", a->fabric);
+			alt.fabric[0] = '\0';
+			provs[0] = alt.provider;
+			n = 1;
+		} else {
+			break;
+		}
+	}
+	return ENODEV;
+}
+
+/* ---- shared fabric -------------------------------------------------- */
+
+struct ofi_fabric {
+	atomic_int refs;
+	struct fid_fabric *fabric;
+};
+
+static struct ofi_fabric *fabric_open(struct fi_info *fi)
+{
+	struct ofi_fabric *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	if (fi_fabric(fi->fabric_attr, &f->fabric, NULL)) {
+		free(f);
+		return NULL;
+	}
+	atomic_init(&f->refs, 1);
+	return f;
+}
+
+static void fabric_unref(struct ofi_fabric *f)
+{
+	if (atomic_fetch_sub(&f->refs, 1) == 1) {
+		fi_close(&f->fabric->fid);
+		free(f);
+	}
+}
+
+/* ---- pipes ------------------------------------------------------------- */
+
+struct obuf {
+	struct fi_context2 ctx; /* first: completions hand us this pointer */
+	struct opipe *owner;
+	bool is_tx, busy;
+	size_t fill; /* tx: bytes in it */
+	uint8_t *data;
+	struct fid_mr *mr;
+	void *desc;
+};
+
+/* Receiving side of the SP stream: SP header, then frames. */
+struct decoder {
+	uint8_t sp[SP_HEADER_SIZE];
+	size_t spgot;
+	bool sp_done;
+	uint8_t fh[8];
+	size_t fhgot;
+	nnofi_msg *m;
+	size_t got;
+};
+
+struct opipe {
+	struct pipe base;
+	struct endpoint *ep;
+	struct ofi_fabric *fab;
+	struct fid_domain *domain;
+	struct fid_eq *eq;
+	struct fid_ep *fep;
+	struct fid_cq *cq;
+	int eq_fd, cq_fd;
+	struct bg_watch eq_watch, cq_watch;
+	bool connected, attached, closing, cq_watched;
+	struct obuf rx[NRX], tx[NTX];
+	struct decoder dec;
+	/* send side: the frame being cut into buffers, then queued ones */
+	nnofi_msg *cur;
+	uint8_t cur_fh[8 + NNOFI_MAX_HDR];
+	size_t cur_fh_len, cur_off;
+	struct msgq txq;
+	bool sp_sent;
+	struct opipe *next_unattached;
+};
+
+static void opipe_fail(struct opipe *op);
+
+static int buf_setup(struct opipe *op, struct obuf *b, bool is_tx)
+{
+	b->owner = op;
+	b->is_tx = is_tx;
+	b->data = malloc(CHUNK);
+	if (!b->data)
+		return ENOMEM;
+	/* keys must be unique where the provider doesn't pick them */
+	static atomic_uint_fast64_t keys;
+	uint64_t key = atomic_fetch_add(&keys, 1) + 1;
+	int rc = fi_mr_reg(op->domain, b->data, CHUNK, is_tx ? FI_SEND : FI_RECV, 0, key, 0, &b->mr, NULL);
+	if (rc) {
+		DBG("ofi: fi_mr_reg: %s\n", fi_strerror(-rc));
+		return EIO;
+	}
+	b->desc = fi_mr_desc(b->mr);
+	return 0;
+}
+
+static int post_recv(struct opipe *op, struct obuf *b)
+{
+	return fi_recv(op->fep, b->data, CHUNK, b->desc, 0, &b->ctx) ? EIO : 0;
+}
+
+static struct obuf *free_tx(struct opipe *op)
+{
+	for (int i = 0; i < NTX; i++)
+		if (!op->tx[i].busy)
+			return &op->tx[i];
+	return NULL;
+}
+
+/* Cut the SP stream into free tx buffers and post them. */
+static int tx_pump(struct opipe *op)
+{
+	for (;;) {
+		if (!op->cur) {
+			op->cur = msgq_pop(&op->txq);
+			if (!op->cur)
+				return 0;
+			op->cur_fh_len = frame_header_encode(op->cur_fh, false, op->cur->hdr_len + op->cur->len);
+			memcpy(op->cur_fh + op->cur_fh_len, op->cur->hdr, op->cur->hdr_len);
+			op->cur_fh_len += op->cur->hdr_len;
+			op->cur_off = 0;
+		}
+		struct obuf *b = free_tx(op);
+		if (!b)
+			return 0;
+		b->fill = 0;
+		/* pack: the rest of this frame, and whole small ones after it */
+		while (op->cur && b->fill < CHUNK) {
+			size_t total = op->cur_fh_len + op->cur->len;
+			while (op->cur_off < total && b->fill < CHUNK) {
+				const uint8_t *src;
+				size_t avail;
+				if (op->cur_off < op->cur_fh_len) {
+					src = op->cur_fh + op->cur_off;
+					avail = op->cur_fh_len - op->cur_off;
+				} else {
+					src = op->cur->body + (op->cur_off - op->cur_fh_len);
+					avail = total - op->cur_off;
+				}
+				size_t n = avail < CHUNK - b->fill ? avail : CHUNK - b->fill;
+				memcpy(b->data + b->fill, src, n);
+				b->fill += n;
+				op->cur_off += n;
+			}
+			if (op->cur_off < total)
+				break;
+			msg_free(op->cur);
+			op->cur = NULL;
+			nnofi_msg *next = op->txq.head;
+			if (!next || next->len + 8 + next->hdr_len > CHUNK - b->fill)
+				break;
+			op->cur = msgq_pop(&op->txq);
+			op->cur_fh_len = frame_header_encode(op->cur_fh, false, op->cur->hdr_len + op->cur->len);
+			memcpy(op->cur_fh + op->cur_fh_len, op->cur->hdr, op->cur->hdr_len);
+			op->cur_fh_len += op->cur->hdr_len;
+			op->cur_off = 0;
+		}
+		ssize_t rc = fi_send(op->fep, b->data, b->fill, b->desc, 0, &b->ctx);
+		if (rc == -FI_EAGAIN) {
+			/* provider busy: keep this buffer's bytes, retry on progress */
+			b->busy = true;
+			b->fill |= (size_t)1 << 62; /* marks "filled, not posted" */
+			return 0;
+		}
+		if (rc)
+			return EIO;
+		b->busy = true;
+	}
+}
+
+/* Retry buffers the provider refused with FI_EAGAIN, in order. */
+static int tx_repost(struct opipe *op)
+{
+	for (int i = 0; i < NTX; i++) {
+		struct obuf *b = &op->tx[i];
+		if (!(b->busy && (b->fill >> 62)))
+			continue;
+		size_t fill = b->fill & (((size_t)1 << 62) - 1);
+		ssize_t rc = fi_send(op->fep, b->data, fill, b->desc, 0, &b->ctx);
+		if (rc == -FI_EAGAIN)
+			return 0;
+		if (rc)
+			return EIO;
+		b->fill = fill;
+	}
+	return 0;
+}
+
+static void update_writable(struct opipe *op)
+{
+	bool room = op->txq.bytes < (size_t)op->base.sock->send_buffer;
+	if (!op->base.writable && room && op->attached)
+		sock_pipe_writable(op->base.sock, &op->base);
+	else
+		op->base.writable = room;
+}
+
+/* ---- receiving ------------------------------------------------------- */
+
+static bool handshake_done(struct opipe *op);
+
+/* Feed received stream bytes; false if the pipe died. */
+static bool feed(struct opipe *op, const uint8_t *data, size_t len)
+{
+	struct decoder *d = &op->dec;
+	struct nnofi_sock *s = op->base.sock;
+	while (len > 0 && !op->base.dead) {
+		if (!d->sp_done) {
+			size_t n = SP_HEADER_SIZE - d->spgot < len ? SP_HEADER_SIZE - d->spgot : len;
+			memcpy(d->sp + d->spgot, data, n);
+			d->spgot += n;
+			data += n;
+			len -= n;
+			if (d->spgot == SP_HEADER_SIZE) {
+				d->sp_done = true;
+				if (!handshake_done(op))
+					return false;
+			}
+			continue;
+		}
+		if (!d->m) {
+			size_t n = 8 - d->fhgot < len ? 8 - d->fhgot : len;
+			memcpy(d->fh + d->fhgot, data, n);
+			d->fhgot += n;
+			data += n;
+			len -= n;
+			if (d->fhgot < 8)
+				continue;
+			size_t hsz;
+			uint64_t flen;
+			if (frame_header_decode(d->fh, 8, false, s->recv_max_size, &hsz, &flen) != FRAME_OK ||
+			    flen > (1ULL << 46) || !(d->m = msg_try_alloc((size_t)flen))) {
+				sock_stat(s, NNOFI_STAT_FRAMES_OVERSIZE, 1);
+				opipe_fail(op);
+				return false;
+			}
+			d->got = 0;
+		}
+		size_t want = d->m->len - d->got;
+		size_t n = want < len ? want : len;
+		memcpy(d->m->body + d->got, data, n);
+		d->got += n;
+		data += n;
+		len -= n;
+		if (d->got == d->m->len) {
+			nnofi_msg *m = d->m;
+			d->m = NULL;
+			d->fhgot = 0;
+			sock_deliver(s, &op->base, m);
+		}
+	}
+	return !op->base.dead;
+}
+
+/* While bytes wait for send buffers, the background thread drives the
+ * CQ too: the application may not call into this socket again soon. */
+static void watch_backlog(struct opipe *op)
+{
+	if (!op->attached || op->base.dead)
+		return;
+	/* sockets that never receive (PUSH, PUB) or drop at their buffer
+	 * (SUB, BUS, SURVEYOR): always, to notice a peer leaving or to read
+	 * ahead, like the background watch of tcp pipes */
+	const struct proto_ops *proto = op->base.sock->proto;
+	bool backlog = op->cur || op->txq.count || proto->send_only || proto->drop_when_full;
+	if (backlog && !op->cq_watched)
+		op->cq_watched = bg_watch_add(&op->cq_watch, EPOLLIN) == 0;
+	else if (!backlog && op->cq_watched) {
+		bg_watch_del(&op->cq_watch);
+		op->cq_watched = false;
+	}
+}
+
+/* Drain the completion queue (sock locked). */
+static void progress(struct opipe *op)
+{
+	struct fi_cq_msg_entry ents[16];
+	for (int round = 0; round < 64 && !op->base.dead; round++) {
+		ssize_t n = fi_cq_read(op->cq, ents, 16);
+		if (n == -FI_EAGAIN)
+			break;
+		if (n == -FI_EAVAIL) {
+			struct fi_cq_err_entry err = { 0 };
+			fi_cq_readerr(op->cq, &err, 0);
+			if (err.err != FI_ECANCELED)
+				opipe_fail(op);
+			return;
+		}
+		if (n < 0) {
+			opipe_fail(op);
+			return;
+		}
+		for (ssize_t i = 0; i < n && !op->base.dead; i++) {
+			struct obuf *b = ents[i].op_context;
+			if (b->is_tx) {
+				b->busy = false;
+				continue;
+			}
+			if (!feed(op, b->data, ents[i].len))
+				return;
+			if (post_recv(op, b)) {
+				opipe_fail(op);
+				return;
+			}
+		}
+	}
+	if (op->base.dead)
+		return;
+	if (tx_repost(op) || tx_pump(op)) {
+		opipe_fail(op);
+		return;
+	}
+	update_writable(op);
+	watch_backlog(op);
+}
+
+/* ---- pipe ops -------------------------------------------------------- */
+
+static int opipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
+{
+	struct opipe *op = (struct opipe *)p;
+	if (p->dead || op->txq.bytes >= (size_t)p->sock->send_buffer) {
+		p->writable = false;
+		return EAGAIN;
+	}
+	msgq_push(&op->txq, borrowed ? sock_own_msg(p->sock, m) : msg_dup(m));
+	if (tx_pump(op)) {
+		opipe_fail(op);
+		return EAGAIN;
+	}
+	update_writable(op);
+	watch_backlog(op);
+	return 0;
+}
+
+static void opipe_read_ready(struct pipe *p)
+{
+	progress((struct opipe *)p);
+}
+
+static void opipe_write_ready(struct pipe *p)
+{
+	progress((struct opipe *)p);
+}
+
+static size_t opipe_borrowing(struct pipe *p, uint64_t token)
+{
+	(void)p;
+	(void)token;
+	return 0; /* bytes are copied into registered buffers at send */
+}
+
+static void opipe_own_pending(struct pipe *p)
+{
+	(void)p;
+}
+
+/* Before the caller sleeps on the CQ fd: fi_trywait says if it may. */
+static bool opipe_busy(struct pipe *p)
+{
+	struct opipe *op = (struct opipe *)p;
+	struct fid *fids[1] = { &op->cq->fid };
+	return fi_trywait(op->fab->fabric, fids, 1) != FI_SUCCESS;
+}
+
+static void release_fids(struct opipe *op)
+{
+	if (op->fep) {
+		fi_shutdown(op->fep, 0);
+		fi_close(&op->fep->fid);
+		op->fep = NULL;
+	}
+	for (int i = 0; i < NRX + NTX; i++) {
+		struct obuf *b = i < NRX ? &op->rx[i] : &op->tx[i - NRX];
+		if (b->mr)
+			fi_close(&b->mr->fid);
+		b->mr = NULL;
+	}
+	if (op->cq)
+		fi_close(&op->cq->fid);
+	if (op->eq)
+		fi_close(&op->eq->fid);
+	if (op->domain)
+		fi_close(&op->domain->fid);
+	op->cq = NULL;
+	op->eq = NULL;
+	op->domain = NULL;
+}
+
+static void opipe_close(struct pipe *p)
+{
+	struct opipe *op = (struct opipe *)p;
+	op->closing = true;
+	bg_watch_del(&op->eq_watch);
+	if (op->cq_watched)
+		bg_watch_del(&op->cq_watch);
+	struct epoll_event ev = { 0 };
+	epoll_ctl(p->sock->epfd, EPOLL_CTL_DEL, op->cq_fd, &ev);
+	p->fd = -1;
+	release_fids(op);
+	msg_free(op->cur);
+	op->cur = NULL;
+	msgq_clear(&op->txq);
+	msg_free(op->dec.m);
+	op->dec.m = NULL;
+}
+
+static void opipe_destroy(struct pipe *p)
+{
+	struct opipe *op = (struct opipe *)p;
+	for (int i = 0; i < NRX + NTX; i++)
+		free(i < NRX ? op->rx[i].data : op->tx[i - NRX].data);
+	fabric_unref(op->fab);
+	free(op);
+}
+
+static const struct pipe_ops opipe_ops = {
+	.send = opipe_send,
+	.read_ready = opipe_read_ready,
+	.write_ready = opipe_write_ready,
+	.close = opipe_close,
+	.borrowing = opipe_borrowing,
+	.own_pending = opipe_own_pending,
+	.destroy = opipe_destroy,
+	.busy = opipe_busy,
+};
+
+/* ---- connection life --------------------------------------------------- */
+
+struct ofi_ep {
+	struct ofi_addr addr;
+	struct fi_info *info;
+	struct ofi_fabric *fab;
+	struct fid_eq *eq;       /* listener: connection requests */
+	struct fid_pep *pep;
+	int eq_fd;
+	struct bg_watch watch;
+	struct bg_timer redial;
+	bool stopped;
+	struct endpoint *redial_ep;
+	struct opipe *pending; /* dialer: the connection being made */
+	struct opipe *unattached; /* connections still in their SP handshake */
+};
+
+static void dial(struct endpoint *ep);
+static void redial_later(struct endpoint *ep);
+
+static void unattached_remove(struct opipe *op)
+{
+	struct ofi_ep *oe = op->ep->tdata;
+	for (struct opipe **pp = &oe->unattached; *pp; pp = &(*pp)->next_unattached) {
+		if (*pp == op) {
+			*pp = op->next_unattached;
+			break;
+		}
+	}
+	if (oe->pending == op)
+		oe->pending = NULL;
+}
+
+/* Not attached yet (dial or handshake failed): just free it. */
+static void discard_unattached(void *arg)
+{
+	struct opipe *op = arg;
+	release_fids(op);
+	opipe_destroy(&op->base);
+}
+
+/* The pipe failed (sock locked). */
+static void opipe_fail(struct opipe *op)
+{
+	if (op->base.dead)
+		return;
+	if (op->attached) {
+		sock_remove_pipe(op->base.sock, &op->base, true);
+		return;
+	}
+	op->base.dead = true;
+	bg_watch_del(&op->eq_watch);
+	if (op->cq_watched)
+		bg_watch_del(&op->cq_watch);
+	unattached_remove(op);
+	if (op->ep->kind == EP_CONNECT)
+		redial_later(op->ep);
+	bg_defer(discard_unattached, op);
+}
+
+/* The peer's SP header arrived: check it and join the socket. */
+static bool handshake_done(struct opipe *op)
+{
+	struct nnofi_sock *s = op->base.sock;
+	DBG("ofi %p: handshake done\n", (void *)op);
+	int peer = sp_header_decode(op->dec.sp);
+	if (peer < 0 || !sock_peer_compatible(s, peer)) {
+		sock_stat(s, NNOFI_STAT_HANDSHAKES_REJECTED, 1);
+		opipe_fail(op);
+		return false;
+	}
+	struct ofi_ep *oe = op->ep->tdata;
+	unattached_remove(op);
+	op->base.id = sock_new_pipe_id(s);
+	op->base.fd = op->cq_fd;
+	op->base.writable = true;
+	if (op->cq_watched) {
+		bg_watch_del(&op->cq_watch);
+		op->cq_watched = false;
+	}
+	if (oe->stopped || !sock_add_pipe(s, &op->base)) {
+		op->base.fd = -1;
+		opipe_fail(op);
+		return false;
+	}
+	op->attached = true;
+	sock_ref(s); /* the pipe's, released by destroy_pipe */
+	watch_backlog(op);
+	return true;
+}
+
+/* Send our SP header first in the stream. */
+static void send_sp_header(struct opipe *op)
+{
+	struct obuf *b = free_tx(op);
+	if (!b) {
+		opipe_fail(op);
+		return;
+	}
+	sp_header_encode(b->data, op->base.sock->proto->id);
+	b->fill = SP_HEADER_SIZE;
+	b->busy = true;
+	ssize_t rc = fi_send(op->fep, b->data, SP_HEADER_SIZE, b->desc, 0, &b->ctx);
+	if (rc == -FI_EAGAIN)
+		b->fill |= (size_t)1 << 62;
+	else if (rc)
+		opipe_fail(op);
+	op->sp_sent = true;
+}
+
+/* Connection events of one endpoint (background thread). */
+static void eq_event(struct bg_watch *w, uint32_t events)
+{
+	struct opipe *op = (struct opipe *)((char *)w - offsetof(struct opipe, eq_watch));
+	struct nnofi_sock *s = op->base.sock;
+	(void)events;
+	pthread_mutex_lock(&s->mtx);
+	while (!op->base.dead && !op->closing) {
+		uint32_t event;
+		struct fi_eq_cm_entry entry;
+		ssize_t n = fi_eq_read(op->eq, &event, &entry, sizeof(entry), 0);
+		if (n == -FI_EAGAIN) {
+			struct fid *fids[1] = { &op->eq->fid };
+			if (fi_trywait(op->fab->fabric, fids, 1) == FI_SUCCESS)
+				break; /* the fd will signal the next event */
+			continue;
+		}
+		if (n < 0) {
+			struct fi_eq_err_entry err = { 0 };
+			fi_eq_readerr(op->eq, &err, 0);
+			DBG("ofi %p: eq error %zd %d %s\n", (void *)op, n, err.err, fi_strerror(err.err));
+			opipe_fail(op); /* refused, unreachable, reset */
+			break;
+		}
+		DBG("ofi %p: eq event %u\n", (void *)op, event);
+		if (event == FI_CONNECTED) {
+			op->connected = true;
+			send_sp_header(op);
+		} else if (event == FI_SHUTDOWN) {
+			opipe_fail(op);
+		}
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* Completions before the pipe joins its socket, and while sends are
+ * backlogged (background thread). */
+static void cq_event(struct bg_watch *w, uint32_t events)
+{
+	struct opipe *op = (struct opipe *)((char *)w - offsetof(struct opipe, cq_watch));
+	struct nnofi_sock *s = op->base.sock;
+	(void)events;
+	pthread_mutex_lock(&s->mtx);
+	for (int i = 0; i < 16 && !op->base.dead && !op->closing && op->cq_watched; i++) {
+		progress(op);
+		if (!op->base.dead && op->cq_watched && !opipe_busy(&op->base))
+			break; /* fi_trywait: the fd will signal what comes next */
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* Endpoint, CQ, EQ and buffers for one connection; receives posted. */
+static struct opipe *opipe_new(struct endpoint *ep, struct ofi_fabric *fab, struct fi_info *fi)
+{
+	struct opipe *op = calloc(1, sizeof(*op));
+	if (!op)
+		return NULL;
+	op->base.sock = ep->sock;
+	op->base.ops = &opipe_ops;
+	op->base.ep = ep;
+	op->base.fd = -1;
+	op->ep = ep;
+	op->fab = fab;
+	atomic_fetch_add(&fab->refs, 1);
+	struct fi_eq_attr eqa = { .size = 16, .wait_obj = FI_WAIT_FD };
+	struct fi_cq_attr cqa = { .size = 4 * (NRX + NTX), .format = FI_CQ_FORMAT_MSG,
+				  .wait_obj = FI_WAIT_FD };
+	int step = 0, rc;
+	if ((rc = (++step, fi_domain(fab->fabric, fi, &op->domain, NULL))) ||
+	    (rc = (++step, fi_eq_open(fab->fabric, &eqa, &op->eq, NULL))) ||
+	    (rc = (++step, fi_control(&op->eq->fid, FI_GETWAIT, &op->eq_fd))) ||
+	    (rc = (++step, fi_cq_open(op->domain, &cqa, &op->cq, NULL))) ||
+	    (rc = (++step, fi_control(&op->cq->fid, FI_GETWAIT, &op->cq_fd))) ||
+	    (rc = (++step, fi_endpoint(op->domain, fi, &op->fep, op))) ||
+	    (rc = (++step, fi_ep_bind(op->fep, &op->eq->fid, 0))) ||
+	    (rc = (++step, fi_ep_bind(op->fep, &op->cq->fid, FI_TRANSMIT | FI_RECV))) ||
+	    (rc = (++step, fi_enable(op->fep)))) {
+		DBG("ofi: endpoint set-up failed at step %d: %s\n", step, fi_strerror(-rc));
+		goto fail;
+	}
+	for (int i = 0; i < NRX; i++) {
+		if (buf_setup(op, &op->rx[i], false) || post_recv(op, &op->rx[i])) {
+			DBG("ofi: receive buffer %d failed\n", i);
+			goto fail;
+		}
+	}
+	for (int i = 0; i < NTX; i++)
+		if (buf_setup(op, &op->tx[i], true))
+			goto fail;
+	op->eq_watch.fd = op->eq_fd;
+	op->eq_watch.on_event = eq_event;
+	op->cq_watch.fd = op->cq_fd;
+	op->cq_watch.on_event = cq_event;
+	return op;
+fail:
+	release_fids(op);
+	opipe_destroy(&op->base);
+	return NULL;
+}
+
+static void watch_unattached(struct opipe *op)
+{
+	struct ofi_ep *oe = op->ep->tdata;
+	op->next_unattached = oe->unattached;
+	oe->unattached = op;
+	bg_watch_add(&op->eq_watch, EPOLLIN);
+	op->cq_watched = bg_watch_add(&op->cq_watch, EPOLLIN) == 0;
+}
+
+/* ---- listeners ------------------------------------------------------------ */
+
+static void listener_event(struct bg_watch *w, uint32_t events)
+{
+	struct ofi_ep *oe = (struct ofi_ep *)((char *)w - offsetof(struct ofi_ep, watch));
+	struct endpoint *lep = oe->redial_ep;
+	struct nnofi_sock *s = lep->sock;
+	(void)events;
+	pthread_mutex_lock(&s->mtx);
+	while (!oe->stopped) {
+		uint32_t event;
+		struct fi_eq_cm_entry entry;
+		ssize_t n = fi_eq_read(oe->eq, &event, &entry, sizeof(entry), 0);
+		if (n == -FI_EAGAIN)
+			break;
+		if (n < 0) {
+			struct fi_eq_err_entry err = { 0 };
+			fi_eq_readerr(oe->eq, &err, 0);
+			continue;
+		}
+		DBG("ofi listener: event %u\n", event);
+		if (event != FI_CONNREQ)
+			continue;
+		struct opipe *op = opipe_new(lep, oe->fab, entry.info);
+		if (!op) {
+			fi_reject(oe->pep, entry.info->handle, NULL, 0);
+		} else if (fi_accept(op->fep, NULL, 0)) {
+			release_fids(op);
+			opipe_destroy(&op->base);
+		} else {
+			watch_unattached(op);
+		}
+		fi_freeinfo(entry.info);
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static void ofi_stop(struct endpoint *ep);
+static void ofi_pipe_gone(struct endpoint *ep);
+static const struct ep_ops ofi_ep_ops = { .stop = ofi_stop, .pipe_gone = ofi_pipe_gone };
+
+static int ofi_ep_init(struct endpoint *ep, bool passive, struct ofi_ep **out)
+{
+	struct ofi_ep *oe = calloc(1, sizeof(*oe));
+	if (!oe)
+		return ENOMEM;
+	int rc = ofi_addr_parse(ep->url.name, &oe->addr);
+	if (!rc)
+		rc = ofi_select(&oe->addr, passive, &oe->info);
+	if (!rc && !(oe->fab = fabric_open(oe->info)))
+		rc = EIO;
+	if (rc) {
+		if (oe->info)
+			fi_freeinfo(oe->info);
+		free(oe);
+		return rc;
+	}
+	ep->tdata = oe;
+	ep->ops = &ofi_ep_ops;
+	*out = oe;
+	return 0;
+}
+
+static void describe(struct endpoint *ep, struct ofi_ep *oe, const char *port)
+{
+	const char *ip = oe->addr.ip;
+	snprintf(ep->real_url, sizeof(ep->real_url), strchr(ip, ':') ? "ofi://[%s]:%s@%s:%s" : "ofi://%s:%s@%s:%s",
+		 ip, port, oe->info->fabric_attr->name, oe->info->fabric_attr->prov_name);
+}
+
+int ofi_bind(struct endpoint *ep)
+{
+	struct ofi_ep *oe;
+	int rc = ofi_ep_init(ep, true, &oe);
+	if (rc)
+		return rc;
+	struct fi_eq_attr eqa = { .size = 64, .wait_obj = FI_WAIT_FD };
+	oe->redial_ep = ep; /* listeners use it to find their socket */
+	int frc;
+	if ((frc = fi_eq_open(oe->fab->fabric, &eqa, &oe->eq, NULL)) ||
+	    (frc = fi_control(&oe->eq->fid, FI_GETWAIT, &oe->eq_fd)) ||
+	    (frc = fi_passive_ep(oe->fab->fabric, oe->info, &oe->pep, ep)) ||
+	    (frc = fi_pep_bind(oe->pep, &oe->eq->fid, 0)) || (frc = fi_listen(oe->pep))) {
+		DBG("ofi bind: %s\n", fi_strerror(-frc));
+		rc = frc == -FI_EADDRINUSE ? EADDRINUSE : EIO;
+		goto fail;
+	}
+	struct sockaddr_storage sa;
+	size_t len = sizeof(sa);
+	char port[8] = "?";
+	if (fi_getname(&oe->pep->fid, &sa, &len) == 0)
+		snprintf(port, sizeof(port), "%u",
+			 ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+							: ((struct sockaddr_in *)&sa)->sin_port));
+	describe(ep, oe, port);
+	oe->watch.fd = oe->eq_fd;
+	oe->watch.on_event = listener_event;
+	if (bg_watch_add(&oe->watch, EPOLLIN)) {
+		rc = EIO;
+		goto fail;
+	}
+	return 0;
+fail:
+	if (oe->pep)
+		fi_close(&oe->pep->fid);
+	if (oe->eq)
+		fi_close(&oe->eq->fid);
+	fabric_unref(oe->fab);
+	fi_freeinfo(oe->info);
+	free(oe);
+	return rc;
+}
+
+/* ---- dialers ---------------------------------------------------------------- */
+
+static void dial(struct endpoint *ep)
+{
+	struct ofi_ep *oe = ep->tdata;
+	if (oe->stopped || oe->pending)
+		return;
+	struct opipe *op = opipe_new(ep, oe->fab, oe->info);
+	DBG("ofi dial: pipe %p\n", (void *)op);
+	if (!op || fi_connect(op->fep, oe->info->dest_addr, NULL, 0)) {
+		if (op) {
+			release_fids(op);
+			opipe_destroy(&op->base);
+		}
+		redial_later(ep);
+		return;
+	}
+	oe->pending = op;
+	watch_unattached(op);
+}
+
+static void redial_fire(struct bg_timer *t)
+{
+	struct ofi_ep *oe = (struct ofi_ep *)((char *)t - offsetof(struct ofi_ep, redial));
+	struct endpoint *ep = oe->redial_ep;
+	pthread_mutex_lock(&ep->sock->mtx);
+	dial(ep);
+	pthread_mutex_unlock(&ep->sock->mtx);
+}
+
+static void redial_later(struct endpoint *ep)
+{
+	struct ofi_ep *oe = ep->tdata;
+	if (oe->stopped || ep->kind != EP_CONNECT)
+		return;
+	bg_timer_arm(&oe->redial, now_ms() + sock_next_backoff(ep));
+}
+
+static void ofi_pipe_gone(struct endpoint *ep)
+{
+	redial_later(ep);
+}
+
+int ofi_connect(struct endpoint *ep)
+{
+	struct ofi_ep *oe;
+	int rc = ofi_ep_init(ep, false, &oe);
+	if (rc)
+		return rc;
+	describe(ep, oe, oe->addr.port);
+	oe->redial.fire = redial_fire;
+	oe->redial_ep = ep;
+	pthread_mutex_lock(&ep->sock->mtx);
+	dial(ep);
+	pthread_mutex_unlock(&ep->sock->mtx);
+	return 0;
+}
+
+/* ---- stop ------------------------------------------------------------------- */
+
+static void free_ofi_ep(void *arg)
+{
+	struct ofi_ep *oe = arg;
+	fabric_unref(oe->fab);
+	fi_freeinfo(oe->info);
+	free(oe);
+}
+
+static void ofi_stop(struct endpoint *ep)
+{
+	struct ofi_ep *oe = ep->tdata;
+	pthread_mutex_lock(&ep->sock->mtx);
+	oe->stopped = true;
+	bg_timer_cancel(&oe->redial);
+	if (oe->eq)
+		bg_watch_del(&oe->watch);
+	/* the port is free when stop returns, so it can be bound again */
+	if (oe->pep)
+		fi_close(&oe->pep->fid);
+	if (oe->eq)
+		fi_close(&oe->eq->fid);
+	oe->pep = NULL;
+	oe->eq = NULL;
+	while (oe->unattached)
+		opipe_fail(oe->unattached);
+	pthread_mutex_unlock(&ep->sock->mtx);
+	bg_defer(free_ofi_ep, oe);
+}
