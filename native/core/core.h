@@ -324,11 +324,24 @@ void proto_broadcast(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, uint32_t
 bool proto_take_backtrace(nnofi_msg *m, size_t prefix);
 /* Drop a message, counted, with a NNOFI_STAT_ reason or -1. */
 void proto_drop(struct nnofi_sock *s, nnofi_msg *m, int reason);
+/* The replying side of REQ/REP and SURVEYOR/RESPONDENT (reqrep.c):
+ * proto_data is a struct replier; xrep_send routes by the header's pipe
+ * id and drops what that pipe can't take. */
+struct replier {
+	bool have_bt;
+	size_t bt_len;
+	uint8_t bt[NNOFI_MAX_HDR];
+};
+void replier_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);
+nnofi_msg *replier_recv(struct nnofi_sock *s, int *err);
+int xrep_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed);
 /* For protocols with nothing to do per pipe, or without send or recv. */
 bool proto_accept_pipe(struct nnofi_sock *s, struct pipe *p);
 void proto_forget_pipe(struct nnofi_sock *s, struct pipe *p);
 int proto_no_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed);
 nnofi_msg *proto_no_recv(struct nnofi_sock *s, int *err);
+void proto_queue_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);
+nnofi_msg *proto_queue_recv(struct nnofi_sock *s, int *err);
 nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m);
 void put_u32be(uint8_t *p, uint32_t v);
 uint32_t get_u32be(const uint8_t *p);

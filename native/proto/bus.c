@@ -26,12 +26,6 @@ static void bus_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 	sock_enqueue(s, m);
 }
 
-static nnofi_msg *bus_recv(struct nnofi_sock *s, int *err)
-{
-	(void)err;
-	return sock_dequeue(s);
-}
-
 const struct proto_ops proto_bus = {
 	.id = NNOFI_BUS,
 	.peer_id = NNOFI_BUS,
@@ -39,6 +33,6 @@ const struct proto_ops proto_bus = {
 	.pipe_remove = proto_forget_pipe,
 	.send = bus_send,
 	.deliver = bus_deliver,
-	.recv = bus_recv,
+	.recv = proto_queue_recv,
 	.drop_when_full = true,
 };

@@ -100,3 +100,16 @@ nnofi_msg *proto_no_recv(struct nnofi_sock *s, int *err)
 	*err = ENOTSUP;
 	return NULL;
 }
+
+/* For protocols whose messages go to the user as they come. */
+void proto_queue_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
+{
+	(void)p;
+	sock_enqueue(s, m);
+}
+
+nnofi_msg *proto_queue_recv(struct nnofi_sock *s, int *err)
+{
+	(void)err;
+	return sock_dequeue(s);
+}

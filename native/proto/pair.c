@@ -31,18 +31,6 @@ static int pair_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 	return proto_send_on(s, st->peer, m, borrowed);
 }
 
-static void pair_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
-{
-	(void)p;
-	sock_enqueue(s, m);
-}
-
-static nnofi_msg *pair_recv(struct nnofi_sock *s, int *err)
-{
-	(void)err;
-	return sock_dequeue(s);
-}
-
 const struct proto_ops proto_pair = {
 	.id = NNOFI_PAIR,
 	.peer_id = NNOFI_PAIR,
@@ -50,6 +38,6 @@ const struct proto_ops proto_pair = {
 	.pipe_add = pair_pipe_add,
 	.pipe_remove = pair_pipe_remove,
 	.send = pair_send,
-	.deliver = pair_deliver,
-	.recv = pair_recv,
+	.deliver = proto_queue_deliver,
+	.recv = proto_queue_recv,
 };

@@ -24,18 +24,6 @@ static void push_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 	sock_remove_pipe(s, p, true);
 }
 
-static void pull_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
-{
-	(void)p;
-	sock_enqueue(s, m);
-}
-
-static nnofi_msg *pull_recv(struct nnofi_sock *s, int *err)
-{
-	(void)err;
-	return sock_dequeue(s);
-}
-
 const struct proto_ops proto_push = {
 	.id = NNOFI_PUSH,
 	.peer_id = NNOFI_PULL,
@@ -54,6 +42,6 @@ const struct proto_ops proto_pull = {
 	.pipe_add = proto_accept_pipe,
 	.pipe_remove = proto_forget_pipe,
 	.send = proto_no_send,
-	.deliver = pull_deliver,
-	.recv = pull_recv,
+	.deliver = proto_queue_deliver,
+	.recv = proto_queue_recv,
 };

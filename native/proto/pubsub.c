@@ -112,12 +112,6 @@ static void sub_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 	sock_enqueue(s, m);
 }
 
-static nnofi_msg *sub_recv(struct nnofi_sock *s, int *err)
-{
-	(void)err;
-	return sock_dequeue(s);
-}
-
 const struct proto_ops proto_sub = {
 	.id = NNOFI_SUB,
 	.peer_id = NNOFI_PUB,
@@ -127,7 +121,7 @@ const struct proto_ops proto_sub = {
 	.pipe_remove = proto_forget_pipe,
 	.send = proto_no_send,
 	.deliver = sub_deliver,
-	.recv = sub_recv,
+	.recv = proto_queue_recv,
 	.setopt = sub_setopt,
 	.drop_when_full = true,
 };

@@ -135,15 +135,9 @@ const struct proto_ops proto_req = {
 	.tick = req_tick,
 };
 
-/* ---- REP ----------------------------------------------------------- */
+/* ---- REP, and the replying side RESPONDENT shares ------------------- */
 
-struct rep {
-	bool have_bt;
-	size_t bt_len;
-	uint8_t bt[NNOFI_MAX_HDR]; /* our pipe id, then the peer's words */
-};
-
-static void rep_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
+void replier_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 {
 	put_u32be(m->hdr, p->id);
 	if (!proto_take_backtrace(m, 4)) {
@@ -153,9 +147,10 @@ static void rep_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
 	sock_enqueue(s, m);
 }
 
-static nnofi_msg *rep_recv(struct nnofi_sock *s, int *err)
+/* Hand a request to the user, keeping its way back for the reply. */
+nnofi_msg *replier_recv(struct nnofi_sock *s, int *err)
 {
-	struct rep *st = s->proto_data;
+	struct replier *st = s->proto_data;
 	(void)err;
 	nnofi_msg *m = sock_dequeue(s);
 	if (m) {
@@ -168,7 +163,7 @@ static nnofi_msg *rep_recv(struct nnofi_sock *s, int *err)
 
 static int rep_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 {
-	struct rep *st = s->proto_data;
+	struct replier *st = s->proto_data;
 	if (!st->have_bt)
 		return EPROTO;
 	struct pipe *p = sock_find_pipe(s, get_u32be(st->bt));
@@ -190,12 +185,12 @@ static int rep_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 const struct proto_ops proto_rep = {
 	.id = NNOFI_REP,
 	.peer_id = NNOFI_REQ,
-	.data_size = sizeof(struct rep),
+	.data_size = sizeof(struct replier),
 	.pipe_add = proto_accept_pipe,
 	.pipe_remove = proto_forget_pipe,
 	.send = rep_send,
-	.deliver = rep_deliver,
-	.recv = rep_recv,
+	.deliver = replier_deliver,
+	.recv = replier_recv,
 };
 
 /* ---- raw REQ/REP (and RESPONDENT) for devices ------------------------- */
@@ -225,12 +220,6 @@ static void raw_deliver_backtrace(struct nnofi_sock *s, struct pipe *p, nnofi_ms
 	sock_enqueue(s, m);
 }
 
-static nnofi_msg *raw_recv(struct nnofi_sock *s, int *err)
-{
-	(void)err;
-	return sock_dequeue(s);
-}
-
 /* Raw REP/RESPONDENT: the header's first word names the pipe to answer
  * on; a reply nobody can take now is dropped, as nanomsg's xrep does. */
 int xrep_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
@@ -258,7 +247,7 @@ const struct proto_ops proto_xreq = {
 	.pipe_remove = proto_forget_pipe,
 	.send = xreq_send,
 	.deliver = raw_deliver_backtrace,
-	.recv = raw_recv,
+	.recv = proto_queue_recv,
 };
 
 const struct proto_ops proto_xrep = {
@@ -267,6 +256,6 @@ const struct proto_ops proto_xrep = {
 	.pipe_add = proto_accept_pipe,
 	.pipe_remove = proto_forget_pipe,
 	.send = xrep_send,
-	.deliver = rep_deliver,
-	.recv = raw_recv,
+	.deliver = replier_deliver,
+	.recv = proto_queue_recv,
 };

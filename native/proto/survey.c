@@ -7,7 +7,6 @@
 
 #include "core.h"
 
-int xrep_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed);
 
 struct surveyor {
 	uint32_t next_id, id;
@@ -84,40 +83,12 @@ const struct proto_ops proto_surveyor = {
 	.drop_when_full = true,
 };
 
-/* ---- RESPONDENT -------------------------------------------------------- */
-
-struct respondent {
-	bool have_bt;
-	size_t bt_len;
-	uint8_t bt[NNOFI_MAX_HDR];
-};
-
-static void respondent_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
-{
-	put_u32be(m->hdr, p->id);
-	if (!proto_take_backtrace(m, 4)) {
-		proto_drop(s, m, NNOFI_STAT_HEADERS_MALFORMED);
-		return;
-	}
-	sock_enqueue(s, m);
-}
-
-static nnofi_msg *respondent_recv(struct nnofi_sock *s, int *err)
-{
-	struct respondent *st = s->proto_data;
-	(void)err;
-	nnofi_msg *m = sock_dequeue(s);
-	if (m) {
-		memcpy(st->bt, m->hdr, m->hdr_len);
-		st->bt_len = m->hdr_len;
-		st->have_bt = true;
-	}
-	return m;
-}
+/* ---- RESPONDENT: replies like REP (reqrep.c), but drops an answer
+ * its pipe cannot take rather than wait ----------------------------- */
 
 static int respondent_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 {
-	struct respondent *st = s->proto_data;
+	struct replier *st = s->proto_data;
 	if (!st->have_bt)
 		return EPROTO;
 	st->have_bt = false;
@@ -129,12 +100,12 @@ static int respondent_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 const struct proto_ops proto_respondent = {
 	.id = NNOFI_RESPONDENT,
 	.peer_id = NNOFI_SURVEYOR,
-	.data_size = sizeof(struct respondent),
+	.data_size = sizeof(struct replier),
 	.pipe_add = proto_accept_pipe,
 	.pipe_remove = proto_forget_pipe,
 	.send = respondent_send,
-	.deliver = respondent_deliver,
-	.recv = respondent_recv,
+	.deliver = replier_deliver,
+	.recv = replier_recv,
 };
 
 /* ---- raw, for devices ------------------------------------------------ */
@@ -155,12 +126,6 @@ static void xsurveyor_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m
 	sock_enqueue(s, m);
 }
 
-static nnofi_msg *raw_pop(struct nnofi_sock *s, int *err)
-{
-	(void)err;
-	return sock_dequeue(s);
-}
-
 const struct proto_ops proto_xsurveyor = {
 	.id = NNOFI_SURVEYOR,
 	.peer_id = NNOFI_RESPONDENT,
@@ -168,7 +133,7 @@ const struct proto_ops proto_xsurveyor = {
 	.pipe_remove = proto_forget_pipe,
 	.send = xsurveyor_send,
 	.deliver = xsurveyor_deliver,
-	.recv = raw_pop,
+	.recv = proto_queue_recv,
 	.drop_when_full = true,
 };
 
@@ -178,6 +143,6 @@ const struct proto_ops proto_xrespondent = {
 	.pipe_add = proto_accept_pipe,
 	.pipe_remove = proto_forget_pipe,
 	.send = xrep_send,
-	.deliver = respondent_deliver,
-	.recv = raw_pop,
+	.deliver = replier_deliver,
+	.recv = proto_queue_recv,
 };
