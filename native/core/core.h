@@ -266,6 +266,7 @@ struct nnofi_sock {
 	uint32_t sent_pipe;
 	uint64_t send_handle;
 	bool send_retained;
+	bool corked; /* send_many: stream pipes queue, then write in batches */
 	nnofi_msg *send_owned;
 
 	/* Runs proto->tick in the background thread, for protocol timers
@@ -289,6 +290,7 @@ void recvq_push(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);
 nnofi_msg *sock_dequeue(struct nnofi_sock *s);
 void recvq_orphan(struct nnofi_sock *s, struct pipe *p);
 void recvq_clear(struct nnofi_sock *s);
+void recvq_unpop(struct nnofi_sock *s, nnofi_msg *m);
 void sock_pipe_writable(struct nnofi_sock *s, struct pipe *p);
 /* Wake whoever waits on the socket (poller via wakefd, others via cv). */
 void sock_kick(struct nnofi_sock *s);

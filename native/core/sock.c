@@ -247,6 +247,7 @@ static bool writes_pending(struct nnofi_sock *s)
 
 static int sock_wait(struct nnofi_sock *s, int64_t deadline);
 static void sync_readiness(struct nnofi_sock *s);
+static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out);
 
 int nnofi_close(nnofi_sock *s)
 {
@@ -837,6 +838,75 @@ int nnofi_send(nnofi_sock *s, const void *buf, size_t len, int flags, uint64_t h
 	atomic_init(&ch.refs, 1);
 	nnofi_msg m = { .chunk = &ch, .body = (uint8_t *)buf, .len = len };
 	return send_common(s, &m, true, flags, handle, retained);
+}
+
+/* Write out what corked pipes queued (sock locked). */
+static void uncork(struct nnofi_sock *s)
+{
+	s->corked = false;
+	for (int i = s->npipes - 1; i >= 0; i--)
+		if (i < s->npipes)
+			s->pipes[i]->ops->write_ready(s->pipes[i]);
+}
+
+int nnofi_send_many(nnofi_sock *s, const void *buf, const size_t *lens, int n, int flags, int *sent)
+{
+	const uint8_t *at = buf;
+	int rc = 0, retained;
+	*sent = 0;
+	pthread_mutex_lock(&s->mtx);
+	s->corked = true;
+	pthread_mutex_unlock(&s->mtx);
+	for (int i = 0; i < n; i++) {
+		struct chunk ch = { .data = (uint8_t *)at, .len = lens[i] };
+		atomic_init(&ch.refs, 1);
+		nnofi_msg m = { .chunk = &ch, .body = (uint8_t *)at, .len = lens[i] };
+		rc = send_common(s, &m, true, flags, 0, &retained);
+		if (rc)
+			break;
+		at += lens[i];
+		(*sent)++;
+	}
+	pthread_mutex_lock(&s->mtx);
+	uncork(s);
+	pthread_mutex_unlock(&s->mtx);
+	return rc;
+}
+
+int nnofi_recv_many(nnofi_sock *s, void *buf, size_t cap, size_t *lens, int max, int flags, int *got)
+{
+	uint8_t *at = buf;
+	int rc = 0;
+	*got = 0;
+	pthread_mutex_lock(&s->mtx);
+	while (*got < max) {
+		/* wait for the first only; then take what is already here */
+		nnofi_msg *m = NULL;
+		rc = recv_locked(s, *got ? NNOFI_DONTWAIT : flags, &m);
+		if (rc)
+			break;
+		if (m->len > cap - (size_t)(at - (uint8_t *)buf)) {
+			if (*got == 0) {
+				rc = EMSGSIZE; /* the first does not fit at all */
+				msg_free(m);
+				break;
+			}
+			recvq_unpop(s, m); /* first in line for the next call */
+			sock_stat(s, NNOFI_STAT_MSGS_RECV, (uint64_t)-1);
+			sock_stat(s, NNOFI_STAT_BYTES_RECV, (uint64_t)-m->len);
+			break;
+		}
+		if (m->len)
+			memcpy(at, m->body, m->len);
+		lens[(*got)++] = m->len;
+		at += m->len;
+		msg_free(m);
+	}
+	if (*got)
+		rc = 0; /* what stopped the batch is for the next call to say */
+	sync_readiness(s);
+	pthread_mutex_unlock(&s->mtx);
+	return rc;
 }
 
 int nnofi_send_msg(nnofi_sock *s, nnofi_msg *m, int flags)

@@ -98,6 +98,13 @@ int nnofi_recv(nnofi_sock *s, int flags, nnofi_recv_result *out);
 /* Receive straight into a caller buffer: *len is the message size (may be
  * larger than cap, then the message is truncated and *len tells by how much). */
 int nnofi_recv_into(nnofi_sock *s, void *buf, size_t cap, int flags, size_t *len);
+/* Batches: one call for many messages. send_many sends n messages packed
+ * back to back in buf (lens[i] bytes each; over tcp/ipc they leave in few
+ * writes); *sent says how many went. recv_many waits for the first (as
+ * recv) and takes up to max that are already here and fit in cap bytes,
+ * packed into buf, lens[i] each. */
+int nnofi_send_many(nnofi_sock *s, const void *buf, const size_t *lens, int n, int flags, int *sent);
+int nnofi_recv_many(nnofi_sock *s, void *buf, size_t cap, size_t *lens, int max, int flags, int *got);
 /* Send a received message on (header too): shares its body, no copy. */
 int nnofi_send_msg(nnofi_sock *s, nnofi_msg *m, int flags);
 /* Forward between two raw sockets, both ways, until one is closed

@@ -147,7 +147,7 @@ static uint32_t bg_events(struct spipe *sp)
 static void spipe_rearm_bg(struct spipe *sp)
 {
 	uint32_t ev = bg_events(sp);
-	if (sp->tpending && !sp->ttoken)
+	if ((sp->tpending && !sp->ttoken) || (!sp->tpending && sp->txq.count))
 		ev |= EPOLLOUT;
 	bg_watch_mod(&sp->watch, ev);
 }
@@ -218,13 +218,19 @@ static bool tx_room(struct spipe *sp)
 	return sp->txq.bytes < (size_t)sp->base.sock->send_buffer;
 }
 
+static void spipe_write_ready(struct pipe *p);
+
 static int spipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 {
 	struct spipe *sp = (struct spipe *)p;
 	struct nnofi_sock *s = p->sock;
 	if (p->dead)
 		return EAGAIN;
-	if (sp->tpending) {
+	if (s->corked && !sp->tpending && !tx_room(sp))
+		spipe_write_ready(p); /* a batch is full: write it out together */
+	if (p->dead)
+		return EAGAIN;
+	if (sp->tpending || s->corked) {
 		if (!tx_room(sp)) {
 			p->writable = false;
 			return EAGAIN;
@@ -256,29 +262,67 @@ static int spipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 	return 0;
 }
 
+/* Write queued frames together, up to TX_BATCH per sendmsg; the one the
+ * kernel takes in part becomes the pending frame. */
+#define TX_BATCH 64
+static int tx_flush_queue(struct spipe *sp)
+{
+	while (!sp->tpending && sp->txq.count) {
+		struct iovec iov[2 * TX_BATCH];
+		uint8_t fh[TX_BATCH][FRAME_HEADER_MAX + NNOFI_MAX_HDR];
+		size_t total = 0;
+		int k = 0, n = 0;
+		for (nnofi_msg *m = sp->txq.head; m && k < TX_BATCH; m = m->next, k++) {
+			size_t h = frame_header_encode(fh[k], sp->ipc, m->hdr_len + m->len);
+			memcpy(fh[k] + h, m->hdr, m->hdr_len);
+			iov[n].iov_base = fh[k];
+			iov[n++].iov_len = h + m->hdr_len;
+			if (m->len) {
+				iov[n].iov_base = m->body;
+				iov[n++].iov_len = m->len;
+			}
+			total += h + m->hdr_len + m->len;
+		}
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t w = sendmsg(sp->base.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : errno;
+		}
+		size_t left = (size_t)w;
+		while (left) {
+			nnofi_msg *m = msgq_pop(&sp->txq);
+			size_t size = frame_header_encode(fh[0], sp->ipc, 0) + m->hdr_len + m->len;
+			if (left < size) {
+				tx_start(sp, m); /* the rest of it goes out first next time */
+				chunk_ref(m->chunk);
+				sp->tchunk = m->chunk;
+				sp->toff = left;
+				left = 0;
+			} else {
+				left -= size;
+			}
+			msg_free(m);
+		}
+		if ((size_t)w < total)
+			return 0; /* the kernel is full */
+	}
+	return 0;
+}
+
 /* Write the pending frame, then the queued ones, as far as the kernel
  * takes them. */
 static void spipe_write_ready(struct pipe *p)
 {
 	struct spipe *sp = (struct spipe *)p;
-	for (;;) {
-		if (tx_flush(sp) != 0) {
-			sock_remove_pipe(p->sock, p, true);
-			return;
-		}
-		if (sp->tpending)
-			break;
-		nnofi_msg *next = msgq_pop(&sp->txq);
-		if (!next)
-			break;
-		tx_start(sp, next);
-		chunk_ref(next->chunk);
-		sp->tchunk = next->chunk;
-		msg_free(next);
+	if (tx_flush(sp) != 0 || (!sp->tpending && tx_flush_queue(sp) != 0)) {
+		sock_remove_pipe(p->sock, p, true);
+		return;
 	}
-	if (!sp->tpending)
-		sock_poll_update(p->sock, p, false);
-	else if (!sp->ttoken)
+	bool backlog = sp->tpending || sp->txq.count; /* the kernel is full */
+	sock_poll_update(p->sock, p, backlog);
+	if (backlog && !sp->ttoken)
 		spipe_rearm_bg(sp); /* nobody may be waiting: keep it moving */
 	if (!p->writable && tx_room(sp))
 		sock_pipe_writable(p->sock, p);
