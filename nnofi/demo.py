@@ -1,4 +1,4 @@
-"""`make demo`: every socket type over every transport, the peer in a
+"""`make demo`: request/reply, pair and pipeline over every transport (ofi:// on libfabric's tcp provider), the peer in a
 second process where the transport crosses processes, with a line each.
 
     python -m nnofi.demo
@@ -59,6 +59,7 @@ def run_one(kind: str, transport: str, tmp: str) -> str:
         "inproc": f"inproc://demo-{uuid.uuid4().hex}",
         "ipc": f"ipc://{tmp}/{kind}.ipc",
         "tcp": "tcp://127.0.0.1:0",
+        "ofi": "ofi://127.0.0.1:0@tcp",
     }[transport]
     sock, ep = _near(kind, url)
     with sock:
@@ -75,7 +76,7 @@ def run_one(kind: str, transport: str, tmp: str) -> str:
         took = time.perf_counter() - start
         stats = sock.stats
     return (
-        f"{kind:9} {transport:7} {ep.url:32} {ROUNDS} msgs ok  "
+        f"{kind:9} {transport:7} {ep.url:44} {ROUNDS} msgs ok  "
         f"{took * 1e3:6.0f} ms with peer start-up  in={stats['msgs_recv']} out={stats['msgs_sent']}"
     )
 
@@ -84,7 +85,7 @@ def main() -> None:
     print(f"nnofi {nnofi.__version__} demo, pid {os.getpid()}")
     with tempfile.TemporaryDirectory(prefix="nnofi-demo-") as tmp:
         for kind in ("reqrep", "pair", "pipeline"):
-            for transport in ("inproc", "ipc", "tcp"):
+            for transport in ("inproc", "ipc", "tcp", "ofi"):
                 print(run_one(kind, transport, tmp), flush=True)
 
 

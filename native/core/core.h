@@ -144,6 +144,8 @@ struct pipe_ops {
 	/* Optional (ofi): completions are waiting, so the caller must not
 	 * sleep on the fd yet (fi_trywait). */
 	bool (*busy)(struct pipe *p);
+	/* Optional (ofi): bytes still on their way out (close lingers). */
+	bool (*sending)(struct pipe *p);
 };
 
 struct pipe {

@@ -239,9 +239,11 @@ static void endpoint_shutdown(struct nnofi_sock *s, struct endpoint *ep)
 
 static bool writes_pending(struct nnofi_sock *s)
 {
-	for (int i = 0; i < s->npipes; i++)
-		if (s->pipes[i]->want_write)
+	for (int i = 0; i < s->npipes; i++) {
+		struct pipe *p = s->pipes[i];
+		if (p->want_write || (p->ops->sending && p->ops->sending(p)))
 			return true;
+	}
 	return false;
 }
 

@@ -523,6 +523,17 @@ static bool opipe_busy(struct pipe *p)
 	return fi_trywait(op->fab->fabric, fids, 1) != FI_SUCCESS;
 }
 
+static bool opipe_sending(struct pipe *p)
+{
+	struct opipe *op = (struct opipe *)p;
+	if (op->cur || op->txq.count)
+		return true;
+	for (int i = 0; i < NTX; i++)
+		if (op->tx[i].busy)
+			return true;
+	return false;
+}
+
 static void release_fids(struct opipe *op)
 {
 	if (op->fep) {
@@ -583,6 +594,7 @@ static const struct pipe_ops opipe_ops = {
 	.own_pending = opipe_own_pending,
 	.destroy = opipe_destroy,
 	.busy = opipe_busy,
+	.sending = opipe_sending,
 };
 
 /* ---- connection life --------------------------------------------------- */

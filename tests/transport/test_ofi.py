@@ -177,3 +177,29 @@ def test_fabric_name_selects(provider):
     with nnofi.Pair() as a:
         ep = a.bind(f"ofi://127.0.0.1:0@{fabrics[0]}:{provider}")
         assert f"@{fabrics[0]}:{provider}" in ep.url
+
+
+def _push_and_exit(url, count):
+    import nnofi as n
+
+    with n.Push(connect=url, send_timeout=5000) as push:
+        for i in range(count):
+            push.send(b"%d" % i + b"-" * 3000)
+    # leaving the with-block closes the socket: linger must deliver the rest
+
+
+def test_close_lingers_until_sent(provider):
+    import multiprocessing as mp
+
+    with nnofi.Pull(**OPTS) as pull:
+        url = pull.bind(url_for(provider)).url
+        proc = mp.get_context("spawn").Process(target=_push_and_exit, args=(url, 500))
+        proc.start()
+        try:
+            got = [pull.recv() for _ in range(500)]
+        finally:
+            proc.join(20)
+            if proc.is_alive():
+                proc.kill()
+        assert [int(m.split(b"-")[0]) for m in got] == list(range(500))
+        assert proc.exitcode == 0
