@@ -61,3 +61,28 @@ def test_push_blocks_at_buffer_limit_then_times_out(url):
                 sent += 1
         assert 0 < sent < 100000
         assert [len(pull.recv()) for _ in range(sent)] == [1000] * sent
+
+
+def test_bound_side_sends_first_to_a_peer_in_another_thread(url):
+    """A request queued before the REP connects, and the REP's recv in a
+    thread: the request must not be lost (inproc once lost it)."""
+    with nnofi.Req(**OPTS) as req:
+        real = req.bind(url).url
+        req.send(b"early")
+        got = []
+
+        def serve():
+            with nnofi.Rep(connect=real, **OPTS) as rep:
+                for _ in range(100):
+                    m = rep.recv()
+                    got.append(m)
+                    rep.send(m)
+
+        t = threading.Thread(target=serve)
+        t.start()
+        assert req.recv() == b"early"
+        for i in range(99):
+            req.send(b"%d" % i)
+            assert req.recv() == b"%d" % i
+        t.join(10)
+        assert got[0] == b"early"

@@ -216,6 +216,13 @@ static struct ipipe *ipipe_new(struct ipair *pair, int side, struct endpoint *ep
 	return ip;
 }
 
+/* Make a socket check its inproc pipes on its next look (sock locked). */
+static void look_again(struct nnofi_sock *s)
+{
+	atomic_fetch_add(&s->inproc_pending, 1);
+	sock_kick_locked(s);
+}
+
 /* Join a bound and a dialing endpoint (registry locked, socks unlocked). */
 static void join(struct endpoint *lep, struct endpoint *dep)
 {
@@ -242,16 +249,20 @@ static void join(struct endpoint *lep, struct endpoint *dep)
 	sock_process_inproc(ls);
 	a->base.id = sock_new_pipe_id(ls);
 	bool a_ok = !lep->closed && sock_add_pipe(ls, &a->base);
-	if (a_ok)
+	if (a_ok) {
 		sock_ref(ls);
+		look_again(ls); /* the peer may have sent before this side joined */
+	}
 	pthread_mutex_unlock(&ls->mtx);
 
 	pthread_mutex_lock(&ds->mtx);
 	sock_process_inproc(ds);
 	b->base.id = sock_new_pipe_id(ds);
 	bool b_ok = a_ok && !dep->closed && sock_add_pipe(ds, &b->base);
-	if (b_ok)
+	if (b_ok) {
 		sock_ref(ds);
+		look_again(ds);
+	}
 	pthread_mutex_unlock(&ds->mtx);
 
 	if (!a_ok) {
