@@ -267,9 +267,25 @@ static struct obuf *free_tx(struct opipe *op)
 	return NULL;
 }
 
-/* Cut the SP stream into free tx buffers and post them. */
+static int tx_repost(struct opipe *op);
+
+static bool tx_blocked(struct opipe *op)
+{
+	for (int i = 0; i < NTX; i++)
+		if (op->tx[i].busy && (op->tx[i].fill >> 62))
+			return true;
+	return false;
+}
+
+/* Cut the SP stream into free tx buffers and post them. A buffer the
+ * provider refused goes first: the stream must stay in order (our SP
+ * header before any message). */
 static int tx_pump(struct opipe *op)
 {
+	if (tx_repost(op))
+		return EIO;
+	if (tx_blocked(op))
+		return 0;
 	for (;;) {
 		if (!op->cur) {
 			op->cur = msgq_pop(&op->txq);
@@ -358,6 +374,7 @@ static void update_writable(struct opipe *op)
 /* ---- receiving ------------------------------------------------------- */
 
 static bool handshake_done(struct opipe *op);
+static void send_sp_header(struct opipe *op);
 
 /* Feed received stream bytes; false if the pipe died. */
 static bool feed(struct opipe *op, const uint8_t *data, size_t len)
@@ -664,10 +681,19 @@ static bool handshake_done(struct opipe *op)
 	DBG("ofi %p: handshake done\n", (void *)op);
 	int peer = sp_header_decode(op->dec.sp);
 	if (peer < 0 || !sock_peer_compatible(s, peer)) {
+		DBG("ofi %p: rejected header %02x %02x %02x %02x %02x %02x %02x %02x\n", (void *)op,
+		    op->dec.sp[0], op->dec.sp[1], op->dec.sp[2], op->dec.sp[3], op->dec.sp[4], op->dec.sp[5],
+		    op->dec.sp[6], op->dec.sp[7]);
 		sock_stat(s, NNOFI_STAT_HANDSHAKES_REJECTED, 1);
 		opipe_fail(op);
 		return false;
 	}
+	/* data can come before our FI_CONNECTED event is read (sockets
+	 * provider): our header must still lead our side of the stream */
+	if (!op->sp_sent)
+		send_sp_header(op);
+	if (op->base.dead)
+		return false;
 	struct ofi_ep *oe = op->ep->tdata;
 	unattached_remove(op);
 	op->base.id = sock_new_pipe_id(s);
@@ -734,7 +760,8 @@ static void eq_event(struct bg_watch *w, uint32_t events)
 		DBG("ofi %p: eq event %u\n", (void *)op, event);
 		if (event == FI_CONNECTED) {
 			op->connected = true;
-			send_sp_header(op);
+			if (!op->sp_sent)
+				send_sp_header(op);
 		} else if (event == FI_SHUTDOWN) {
 			opipe_fail(op);
 		}

@@ -12,9 +12,10 @@ import nnofi.fabric
 import os
 
 MSG_PROVIDERS = sorted({p.provider for p in nnofi.fabric.providers() if p.ep_type == "MSG" and ";" not in p.provider})
-# sockets: about one connection in 30 fails its SP handshake here (the
-# first bytes seen are not the peer's header; open bug), so it runs only
-# on request: NNOFI_TEST_PROVIDERS=tcp,sockets
+# sockets: reports a send complete before the bytes left, so a close right
+# after sending can lose the tail (linger cannot see it); until nnofi asks
+# it for delivery completion it runs only on request:
+# NNOFI_TEST_PROVIDERS=tcp,sockets
 WANTED = os.environ.get("NNOFI_TEST_PROVIDERS", "tcp,verbs").split(",")
 TESTED = [p for p in ("tcp", "sockets", "verbs") if p in MSG_PROVIDERS and p in WANTED]
 OPTS = dict(recv_timeout=5000, send_timeout=5000)
