@@ -20,21 +20,8 @@ from .errors import (
     Timeout,
 )
 from .message import Message
-from .socket import (
-    Bus,
-    Endpoint,
-    Pair,
-    Pub,
-    Pull,
-    Push,
-    Rep,
-    Req,
-    Respondent,
-    Socket,
-    Sub,
-    Surveyor,
-    device,
-)
+from .protocols import Bus, Pair, Pub, Pull, Push, Rep, Req, Respondent, Sub, Surveyor, device
+from .socket import Endpoint, Socket
 
 __version__ = "0.1.0"
 

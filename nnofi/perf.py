@@ -310,7 +310,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows = run(libs, args.transports.split(","), sizes)
     print(f"# {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Python {m['python']}")
     print(f"# rtt: REQ/REP round trip (median of {REPEATS} repeats); msgs/s: PUSH/PULL for {SEND_SECONDS:g} s")
-    print(f"# ratios against pyzmq over the same transport (ofi rows: against pyzmq over tcp)")
+    print("# ratios against pyzmq over the same transport (ofi rows: against pyzmq over tcp)")
     print(HEADER)
     for row in rows:
         print(_format_row(row, rows))

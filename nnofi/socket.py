@@ -1,5 +1,6 @@
 """Socket classes. Python does control (create, bind, options); each send
 or receive is one native call with the GIL released (cffi does that)."""
+import errno
 import itertools
 import threading
 from typing import Any, Dict, Iterable, List, Optional, Union
@@ -52,7 +53,7 @@ class Endpoint:
         """Stop listening/dialing and close this endpoint's connections."""
         if self._sock.closed:
             return
-        lib.nnofi_endpoint_close(self._sock._handle(), self.id)
+        lib.nnofi_endpoint_close(self._sock._sock, self.id)
 
     def __repr__(self) -> str:
         return f"<nnofi.Endpoint {self.kind} {self.url}>"
@@ -114,9 +115,6 @@ class Socket:
         state = "closed" if self._closed else ", ".join(e.url for e in self._endpoints) or "idle"
         return f"<nnofi.{type(self).__name__} {state}>"
 
-    def _handle(self):
-        return self._sock
-
     # -- endpoints -----------------------------------------------------------
     def bind(self, url: str) -> Endpoint:
         """Listen on url (tcp://HOST:0 picks a free port: see .url)."""
@@ -137,11 +135,9 @@ class Socket:
         ep_id = ffi.new("uint32_t *")
         rc = fn(self._sock, url.encode(), real, 512, ep_id)
         if rc:
-            import errno as E
-
-            if rc in (E.EINVAL, E.EPROTONOSUPPORT, E.ENAMETOOLONG, E.EADDRNOTAVAIL, E.EAFNOSUPPORT):
+            if rc in (errno.EINVAL, errno.EPROTONOSUPPORT, errno.ENAMETOOLONG, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                 raise BadURL(f"{kind} {url!r}: {explain_url(url, kind)}", rc)
-            if rc == E.ENODEV and url.startswith("ofi://"):
+            if rc == errno.ENODEV and url.startswith("ofi://"):
                 raise BadURL(f"{kind} {url!r}: {explain_ofi(url)}", rc)
             self._check(rc, f"{kind} {url!r}")
         ep = Endpoint(self, ep_id[0], ffi.string(real).decode(), kind)
@@ -268,7 +264,7 @@ class Socket:
     def _check(self, rc: int, what: str) -> None:
         if rc == 0:
             return
-        if getattr(self, "_closed", False) and rc == __import__("errno").EBADF:
+        if getattr(self, "_closed", False) and rc == errno.EBADF:
             raise Closed(f"{what}: socket is closed", rc)
         raise from_errno(rc, what, ffi.string(lib.nnofi_strerror(rc)).decode())
 
@@ -305,7 +301,7 @@ def _option_property(name: str, opt: int, doc: str) -> property:
         if not -(2**63) <= value < 2**63:
             raise ValueError(f"{name}={value} is out of range")
         rc = lib.nnofi_setopt(self._sock, opt, value)
-        if rc == __import__("errno").EINVAL:
+        if rc == errno.EINVAL:
             raise ValueError(f"{name}={value} is out of range ({doc})")
         self._check(rc, f"set {name}")
 
@@ -314,105 +310,3 @@ def _option_property(name: str, opt: int, doc: str) -> property:
 
 for _name, (_opt, _doc) in OPTIONS.items():
     setattr(Socket, _name, _option_property(_name, _opt, _doc))
-
-
-class Pair(Socket):
-    """One-to-one, both directions (nanomsg PAIR, protocol 16)."""
-
-    _protocol = lib.NNOFI_PAIR
-
-
-class Push(Socket):
-    """Sends, load-balanced round-robin over connected Pulls (protocol 80)."""
-
-    _protocol = lib.NNOFI_PUSH
-
-
-class Pull(Socket):
-    """Receives, fair-queued from connected Pushes (protocol 81)."""
-
-    _protocol = lib.NNOFI_PULL
-
-
-class Req(Socket):
-    """Sends requests and receives their replies; resends after
-    req_resend_ivl until answered (protocol 48)."""
-
-    _protocol = lib.NNOFI_REQ
-
-
-class Rep(Socket):
-    """Receives requests and answers each on the pipe it came from (49)."""
-
-    _protocol = lib.NNOFI_REP
-
-
-class Pub(Socket):
-    """Publishes to every subscriber; a slow one misses messages, the
-    publisher never waits (protocol 32)."""
-
-    _protocol = lib.NNOFI_PUB
-
-
-class Sub(Socket):
-    """Receives what it subscribed to, by byte prefix (protocol 33).
-    Nothing arrives until subscribe() is called; b"" subscribes to all."""
-
-    _protocol = lib.NNOFI_SUB
-
-    def __init__(self, *, topics: Optional[Union[bytes, str, Iterable[Union[bytes, str]]]] = None, **kw: Any) -> None:
-        super().__init__(**kw)
-        if topics is not None:
-            for topic in [topics] if isinstance(topics, (bytes, str)) else topics:
-                self.subscribe(topic)
-
-    def subscribe(self, prefix: Union[bytes, str]) -> None:
-        """Receive messages whose body starts with prefix (str: UTF-8)."""
-        self._topic(lib.NNOFI_OPT_SUBSCRIBE, prefix, "subscribe")
-
-    def unsubscribe(self, prefix: Union[bytes, str]) -> None:
-        self._topic(lib.NNOFI_OPT_UNSUBSCRIBE, prefix, "unsubscribe")
-
-    def _topic(self, opt: int, prefix: Union[bytes, str], what: str) -> None:
-        if isinstance(prefix, str):
-            prefix = prefix.encode()
-        if not isinstance(prefix, (bytes, bytearray, memoryview)):
-            raise TypeError(f"{what} takes bytes or str, not {type(prefix).__name__}")
-        data = bytes(prefix)
-        rc = lib.nnofi_setopt_bytes(self._sock, opt, data, len(data))
-        if rc == __import__("errno").EINVAL:
-            raise ValueError(f"not subscribed to {data!r}")
-        self._check(rc, what)
-
-
-class Surveyor(Socket):
-    """Asks every respondent; answers count until survey_time ms pass,
-    then recv raises Timeout (protocol 98)."""
-
-    _protocol = lib.NNOFI_SURVEYOR
-
-
-class Respondent(Socket):
-    """Answers surveys, each on the pipe it came from (protocol 99)."""
-
-    _protocol = lib.NNOFI_RESPONDENT
-
-
-class Bus(Socket):
-    """Every message goes to every directly connected peer (protocol 112)."""
-
-    _protocol = lib.NNOFI_BUS
-
-
-def device(a: Socket, b: Optional[Socket] = None) -> None:
-    """Forward messages between two raw sockets, both ways, until one of
-    them is closed (like nn_device); with one socket, a reflector. Runs in
-    the calling thread with the GIL released: start it in a thread."""
-    for sock in (a, b):
-        if sock is not None and not sock.raw:
-            raise ValueError(f"device needs raw sockets (raw=True), got {sock!r}")
-    rc = lib.nnofi_device(a._sock, b._sock if b is not None else ffi.NULL)
-    if rc == __import__("errno").EINVAL:
-        raise ValueError(f"{type(a).__name__} and {type(b or a).__name__} are not peers; a device joins e.g. Rep with Req")
-    if rc:
-        a._check(rc, "device")

@@ -8,8 +8,7 @@ import threading
 
 import pytest
 
-from _sides import *  # noqa: F401,F403 - the adapters and fixtures
-from _sides import ROLE_PARAMS, _join, _nn, _require, _roles  # noqa: F401
+from _sides import ROLE_PARAMS, _join, _nn, _require, _roles
 
 BIG = bytes(range(256)) * 4096  # 1 MiB
 

@@ -8,10 +8,11 @@ serves every combination. Every blocking call is bounded (nnofi
 recv/send_timeout, nanomsg NN_RCVTIMEO/NN_SNDTIMEO, pynng recv/send_timeout)
 and a peer's first messages are retried with a deadline, not slept for.
 """
+import time
+
 import pytest
 
-from _sides import *  # noqa: F401,F403 - the adapters and fixtures
-from _sides import END, PROBE, ROLE_PARAMS, _join, _probe, _require, _roles  # noqa: F401
+from _sides import END, PROBE, ROLE_PARAMS, SURVEY_MS, _join, _probe, _require, _roles
 
 # -- PUB/SUB --------------------------------------------------------------------
 
