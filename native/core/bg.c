@@ -17,14 +17,15 @@ struct deferred {
 };
 
 static struct {
-	pthread_once_t once;
+	bool started;
 	pthread_t thread;
 	int epfd, evfd;
 	struct bg_watch wake;
 	pthread_mutex_t mtx;
 	struct bg_timer *timers;
 	struct deferred *deferred, *deferred_tail;
-} bg = { .once = PTHREAD_ONCE_INIT, .mtx = PTHREAD_MUTEX_INITIALIZER };
+} bg = { .mtx = PTHREAD_MUTEX_INITIALIZER };
+static pthread_mutex_t start_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static void bg_poke(void)
 {
@@ -124,9 +125,35 @@ static void bg_init(void)
 	pthread_attr_destroy(&attr);
 }
 
+/* A forked child has no background thread (threads do not survive fork):
+ * forget the parent's and start one on first use. The parent's sockets
+ * are not usable in the child, as with nanomsg and zmq. */
+static void bg_after_fork_child(void)
+{
+	if (!bg.started)
+		return;
+	close(bg.epfd);
+	close(bg.evfd);
+	bg.timers = NULL;
+	bg.deferred = bg.deferred_tail = NULL;
+	pthread_mutex_init(&bg.mtx, NULL);
+	pthread_mutex_init(&start_mtx, NULL);
+	bg.started = false;
+}
+
 void bg_start(void)
 {
-	pthread_once(&bg.once, bg_init);
+	static bool atfork_registered;
+	pthread_mutex_lock(&start_mtx);
+	if (!atfork_registered) {
+		pthread_atfork(NULL, NULL, bg_after_fork_child);
+		atfork_registered = true;
+	}
+	if (!bg.started) {
+		bg_init();
+		bg.started = true;
+	}
+	pthread_mutex_unlock(&start_mtx);
 }
 
 int bg_watch_add(struct bg_watch *w, uint32_t events)
