@@ -55,6 +55,9 @@ void chunk_unref(struct chunk *c);
 
 nnofi_msg *msg_alloc(size_t len);           /* fresh inline body */
 nnofi_msg *msg_try_alloc(size_t len);       /* NULL if memory is short */
+/* Give a fresh inline body room for cap bytes (it may move); false if
+ * memory is short. m->len is the caller's to set. */
+bool msg_try_resize(nnofi_msg *m, size_t cap);
 nnofi_msg *msg_on_chunk(struct chunk *c);   /* shares c (takes a ref) */
 nnofi_msg *msg_dup(const nnofi_msg *m);     /* shares the body */
 void msg_free(nnofi_msg *m);

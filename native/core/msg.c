@@ -98,6 +98,23 @@ nnofi_msg *msg_try_alloc(size_t len)
 	return m;
 }
 
+bool msg_try_resize(nnofi_msg *m, size_t cap)
+{
+	struct chunk *c = m->chunk;
+	if (c->data != (uint8_t *)(c + 1) || atomic_load(&c->refs) != 1 || m->body != c->data)
+		return false; /* only a fresh, unshared inline body can move */
+	if (cap > SIZE_MAX - sizeof(*c))
+		return false;
+	struct chunk *n = realloc(c, sizeof(*n) + cap); /* big: glibc mremaps, no copy */
+	if (!n)
+		return false;
+	n->data = (uint8_t *)(n + 1);
+	n->len = cap;
+	m->chunk = n;
+	m->body = n->data;
+	return true;
+}
+
 nnofi_msg *msg_on_chunk(struct chunk *c)
 {
 	nnofi_msg *m = msg_new();

@@ -28,6 +28,7 @@
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define READ_BUDGET (4 * 1024 * 1024)
 #define MAX_SANE_FRAME (1ULL << 46)
+#define GROW_FIRST (256 * 1024)
 
 /* ---- addresses ---------------------------------------------------------- */
 
@@ -112,7 +113,7 @@ struct spipe {
 	uint8_t *rbuf;
 	size_t rstart, rend;
 	nnofi_msg *rmsg; /* a big message read straight into its body */
-	size_t rgot;
+	size_t rgot, rcap; /* bytes in it, and room for them so far */
 	/* send: a frame the kernel did not take whole */
 	bool tpending;
 	struct msgq txq; /* owned messages waiting behind it */
@@ -389,20 +390,35 @@ static bool parse_buffered(struct spipe *sp)
 		}
 		if (len + hsz <= RBUF_SIZE / 2)
 			break; /* fits the buffer: read more */
-		/* big: read the rest straight into the message body (a length no
-		 * machine could hold is a lie, even with recv_max_size -1) */
-		nnofi_msg *m = len <= MAX_SANE_FRAME ? msg_try_alloc((size_t)len) : NULL;
+		/* big: read the rest straight into the message body. Memory grows
+		 * with the bytes that really arrive, so a peer that only claims a
+		 * big frame costs little (and a length no machine could hold is
+		 * a lie, even with recv_max_size -1). */
+		size_t first = avail > GROW_FIRST ? avail : GROW_FIRST;
+		nnofi_msg *m = len <= MAX_SANE_FRAME ? msg_try_alloc(first < len ? first : (size_t)len) : NULL;
 		if (!m) {
 			spipe_fail(sp, NNOFI_STAT_FRAMES_OVERSIZE);
 			return false;
 		}
 		memcpy(m->body, f + hsz, avail);
+		sp->rcap = m->len;
+		m->len = (size_t)len;
 		sp->rgot = avail;
 		sp->rmsg = m;
 		sp->rstart = sp->rend = 0;
 	}
 	if (sp->rstart == sp->rend)
 		sp->rstart = sp->rend = 0;
+	return true;
+}
+
+/* Double the room of the big message being read (up to its length). */
+static bool grow_rmsg(struct spipe *sp)
+{
+	size_t cap = sp->rcap * 2 < sp->rmsg->len ? sp->rcap * 2 : sp->rmsg->len;
+	if (!msg_try_resize(sp->rmsg, cap))
+		return false;
+	sp->rcap = cap;
 	return true;
 }
 
@@ -416,8 +432,12 @@ static void spipe_read_ready(struct pipe *p)
 		uint8_t *dst;
 		size_t want;
 		if (sp->rmsg) {
+			if (sp->rgot == sp->rcap && !grow_rmsg(sp)) {
+				spipe_fail(sp, NNOFI_STAT_FRAMES_OVERSIZE);
+				return;
+			}
 			dst = sp->rmsg->body + sp->rgot;
-			want = sp->rmsg->len - sp->rgot;
+			want = sp->rcap - sp->rgot;
 		} else {
 			if (sp->rstart > 0) {
 				memmove(sp->rbuf, sp->rbuf + sp->rstart, sp->rend - sp->rstart);

@@ -297,3 +297,33 @@ def test_rep_answers_a_raw_requester_with_its_backtrace(rep):
         got += bad.recv(len(want) - len(got))
     assert got == want
     bad.close()
+
+
+def _vm_size():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize")
+
+
+def test_claimed_big_frames_cost_only_what_arrives(pull):
+    """20 peers each announce a 256 MiB frame and send 1 KiB of it: the
+    listener's memory grows with what arrived, not with what was claimed."""
+    ipc, url, sock = pull
+    sock.recv_max_size = -1
+    before = _vm_size()
+    liars = []
+    for _ in range(20):
+        s = raw_connect(url)
+        s.sendall(sp_header(PROTO["push"]))
+        s.sendall((b"\x01" if ipc else b"") + struct.pack(">Q", 256 << 20) + b"z" * 1024)
+        liars.append(s)
+    good = GoodPusher(url)
+    good.expect_all(sock)
+    drain(sock)
+    grown = _vm_size() - before
+    # (threads and malloc arenas reserve address space too: judge in GiB)
+    assert grown < 1 << 30, f"address space grew {grown >> 20} MiB for 5 GiB of claims"
+    for s in liars:
+        s.close()
