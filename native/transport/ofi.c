@@ -23,7 +23,9 @@
 /* gcc 12 at -O2/-O3 flags libfabric's inline fi_mr_reg() (a call through
  * the provider's ops table) as reading an uninitialized value: a false
  * positive inside the system header, not in this file's code. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <rdma/fabric.h>
 #include <rdma/fi_cm.h>
 #include <rdma/fi_domain.h>
