@@ -176,8 +176,9 @@ struct ep_ops {
 	/* Stop listening/dialing; called without the socket lock. Frees the
 	 * transport state (deferred past the background thread's batch). */
 	void (*stop)(struct endpoint *ep);
-	/* A pipe of this endpoint died (sock locked): dialers redial. */
-	void (*pipe_gone)(struct endpoint *ep);
+	/* Dialers: connect (again), sock locked. The socket calls it after
+	 * backoff when a dial fails or the endpoint's pipe dies. */
+	void (*dial)(struct endpoint *ep);
 };
 
 struct endpoint {
@@ -190,6 +191,7 @@ struct endpoint {
 	void *tdata;       /* transport's state */
 	bool closed;
 	int64_t backoff;   /* current reconnect interval */
+	struct bg_timer redial;
 	struct endpoint *next;
 };
 
@@ -267,7 +269,7 @@ struct nnofi_sock {
 	/* The send call in progress: a stream pipe that keeps writing from
 	 * the caller's buffer after a partial write records the token, the
 	 * caller waits for it (zero copy); inproc may retain the buffer. */
-	uint64_t send_token;
+	uint64_t send_token, send_seq;
 	uint32_t sent_pipe;
 	uint64_t send_handle;
 	bool send_retained;
@@ -304,8 +306,9 @@ void sock_kick_locked(struct nnofi_sock *s);
 void sock_process_inproc(struct nnofi_sock *s);
 /* Have proto->tick called at `when` even if no thread is in the socket. */
 void sock_timer_arm(struct nnofi_sock *s, int64_t when);
-/* Next redial delay of a dialer, with exponential backoff. */
-int64_t sock_next_backoff(struct endpoint *ep);
+/* A dialer failed or lost its pipe: dial again after the backoff
+ * (reconnect_ivl, doubling up to reconnect_ivl_max). Sock locked. */
+void sock_ep_redial_later(struct endpoint *ep);
 struct pipe *sock_find_pipe(struct nnofi_sock *s, uint32_t id);
 /* Add/remove a stream pipe's fd to the socket's poll set. */
 int sock_poll_add(struct nnofi_sock *s, struct pipe *p);
@@ -322,6 +325,7 @@ extern const struct proto_ops proto_xreq, proto_xrep, proto_xsurveyor, proto_xre
 /* Helpers shared by protocols. */
 struct pipe *proto_next_writable(struct nnofi_sock *s, uint32_t *cursor);
 int proto_send_on(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m, bool borrowed);
+int proto_send_round_robin(struct nnofi_sock *s, uint32_t *cursor, nnofi_msg *m, bool borrowed);
 /* Send to every pipe but `except` (0: none) that can take it now; pipes
  * that can't lose this message (counted). Never blocks. */
 void proto_broadcast(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, uint32_t except);
@@ -348,6 +352,9 @@ void proto_forget_pipe(struct nnofi_sock *s, struct pipe *p);
 int proto_no_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed);
 nnofi_msg *proto_no_recv(struct nnofi_sock *s, int *err);
 void proto_queue_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);
+void proto_reject_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);
+uint32_t proto_first_id(struct nnofi_sock *s);
+uint32_t proto_next_id(uint32_t *seq);
 nnofi_msg *proto_queue_recv(struct nnofi_sock *s, int *err);
 nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m);
 void put_u32be(uint8_t *p, uint32_t v);

@@ -229,6 +229,7 @@ static void free_endpoint(void *arg)
 static void endpoint_shutdown(struct nnofi_sock *s, struct endpoint *ep)
 {
 	ep->ops->stop(ep);
+	bg_timer_cancel(&ep->redial); /* closed: a firing timer does nothing */
 	pthread_mutex_lock(&s->mtx);
 	for (int i = s->npipes - 1; i >= 0; i--)
 		if (i < s->npipes && s->pipes[i]->ep == ep)
@@ -564,8 +565,8 @@ void sock_remove_pipe(struct nnofi_sock *s, struct pipe *p, bool broken)
 	s->proto->pipe_remove(s, p);
 	sock_stat(s, broken ? NNOFI_STAT_PIPES_BROKEN : NNOFI_STAT_PIPES_CLOSED, 1);
 	p->ops->close(p);
-	if (p->ep && !p->ep->closed && !s->closed && p->ep->ops->pipe_gone)
-		p->ep->ops->pipe_gone(p->ep);
+	if (p->ep && !s->closed)
+		sock_ep_redial_later(p->ep);
 	bg_defer(destroy_pipe, p);
 	sock_kick_locked(s);
 }
@@ -600,7 +601,7 @@ void sock_pipe_writable(struct nnofi_sock *s, struct pipe *p)
 	sock_kick_locked(s);
 }
 
-int64_t sock_next_backoff(struct endpoint *ep)
+static int64_t next_backoff(struct endpoint *ep)
 {
 	struct nnofi_sock *s = ep->sock;
 	if (ep->backoff <= 0) {
@@ -611,6 +612,22 @@ int64_t sock_next_backoff(struct endpoint *ep)
 			ep->backoff = s->reconnect_ivl_max;
 	}
 	return ep->backoff;
+}
+
+void sock_ep_redial_later(struct endpoint *ep)
+{
+	if (ep->closed || ep->kind != EP_CONNECT || !ep->ops->dial)
+		return;
+	bg_timer_arm(&ep->redial, now_ms() + next_backoff(ep));
+}
+
+static void redial_fire(struct bg_timer *t)
+{
+	struct endpoint *ep = (struct endpoint *)((char *)t - offsetof(struct endpoint, redial));
+	pthread_mutex_lock(&ep->sock->mtx);
+	if (!ep->closed)
+		ep->ops->dial(ep);
+	pthread_mutex_unlock(&ep->sock->mtx);
 }
 
 /* ---- protocol timers ------------------------------------------------- */
@@ -641,7 +658,10 @@ static void sock_timer_fire(struct bg_timer *t)
 /* Inproc peers bump inproc_pending; pull their messages in. */
 void sock_process_inproc(struct nnofi_sock *s)
 {
-	if (atomic_exchange(&s->inproc_pending, 0) == 0)
+	/* a plain load first: the exchange is a locked instruction, and this
+	 * runs on every send and receive */
+	if (!atomic_load_explicit(&s->inproc_pending, memory_order_acquire) ||
+	    atomic_exchange(&s->inproc_pending, 0) == 0)
 		return;
 	for (int i = s->npipes - 1; i >= 0; i--) {
 		if (i >= s->npipes)
@@ -786,12 +806,11 @@ static void finish_borrowed(struct nnofi_sock *s, uint64_t token, uint32_t pid, 
 static int send_common(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, int flags,
 		       uint64_t handle, int *retained)
 {
-	static atomic_uint_fast64_t tokens;
-	uint64_t token = atomic_fetch_add(&tokens, 1) + 1;
 	size_t len = m->len;
 	*retained = 0;
 
 	pthread_mutex_lock(&s->mtx);
+	uint64_t token = ++s->send_seq;
 	int64_t deadline = deadline_after((flags & NNOFI_DONTWAIT) ? 0 : s->send_timeout);
 	bool handle_used = false, polled = false;
 	int rc;
@@ -834,11 +853,18 @@ static int send_common(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, int fl
 	return rc;
 }
 
+/* A message on the caller's buffer, for the duration of one call. */
+static nnofi_msg borrowed_msg(struct chunk *ch, const void *buf, size_t len)
+{
+	*ch = (struct chunk){ .data = (uint8_t *)buf, .len = len };
+	atomic_init(&ch->refs, 1);
+	return (nnofi_msg){ .chunk = ch, .body = (uint8_t *)buf, .len = len };
+}
+
 int nnofi_send(nnofi_sock *s, const void *buf, size_t len, int flags, uint64_t handle, int *retained)
 {
-	struct chunk ch = { .data = (uint8_t *)buf, .len = len };
-	atomic_init(&ch.refs, 1);
-	nnofi_msg m = { .chunk = &ch, .body = (uint8_t *)buf, .len = len };
+	struct chunk ch;
+	nnofi_msg m = borrowed_msg(&ch, buf, len);
 	return send_common(s, &m, true, flags, handle, retained);
 }
 
@@ -860,9 +886,8 @@ int nnofi_send_many(nnofi_sock *s, const void *buf, const size_t *lens, int n, i
 	s->corked = true;
 	pthread_mutex_unlock(&s->mtx);
 	for (int i = 0; i < n; i++) {
-		struct chunk ch = { .data = (uint8_t *)at, .len = lens[i] };
-		atomic_init(&ch.refs, 1);
-		nnofi_msg m = { .chunk = &ch, .body = (uint8_t *)at, .len = lens[i] };
+		struct chunk ch;
+		nnofi_msg m = borrowed_msg(&ch, at, lens[i]);
 		rc = send_common(s, &m, true, flags, 0, &retained);
 		if (rc)
 			break;
@@ -1004,6 +1029,7 @@ static int add_endpoint(nnofi_sock *s, const char *text, enum ep_kind kind, char
 	pthread_mutex_unlock(&s->mtx);
 	ep->sock = s;
 	ep->kind = kind;
+	ep->redial.fire = redial_fire;
 	strcpy(ep->real_url, ep->url.text);
 	sock_ref(s);
 	if (ep->url.scheme == URL_INPROC)

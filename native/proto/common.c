@@ -25,6 +25,15 @@ struct pipe *proto_next_writable(struct nnofi_sock *s, uint32_t *cursor)
 	return NULL;
 }
 
+/* PUSH and raw REQ: the next pipe that can take it, round-robin. */
+int proto_send_round_robin(struct nnofi_sock *s, uint32_t *cursor, nnofi_msg *m, bool borrowed)
+{
+	struct pipe *p = proto_next_writable(s, cursor);
+	if (!p)
+		return EAGAIN;
+	return proto_send_on(s, p, m, borrowed);
+}
+
 /* Send on one pipe, remembering which, for the borrowed-buffer wait. */
 int proto_send_on(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m, bool borrowed)
 {
@@ -112,4 +121,23 @@ nnofi_msg *proto_queue_recv(struct nnofi_sock *s, int *err)
 {
 	(void)err;
 	return sock_dequeue(s);
+}
+
+/* For send-only protocols (PUSH, PUB): a peer that sends is cut off. */
+void proto_reject_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
+{
+	proto_drop(s, m, NNOFI_STAT_UNEXPECTED_MSGS);
+	sock_remove_pipe(s, p, true);
+}
+
+/* Request and survey ids: 32 bits with the top bit set, as nanomsg; the
+ * sequence starts somewhere different for each socket. */
+uint32_t proto_first_id(struct nnofi_sock *s)
+{
+	return (uint32_t)now_ms() ^ (uint32_t)(uintptr_t)s;
+}
+
+uint32_t proto_next_id(uint32_t *seq)
+{
+	return (*seq)++ | 0x80000000u;
 }

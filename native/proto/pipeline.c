@@ -11,17 +11,7 @@ struct push {
 static int push_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 {
 	struct push *st = s->proto_data;
-	struct pipe *p = proto_next_writable(s, &st->cursor);
-	if (!p)
-		return EAGAIN;
-	return proto_send_on(s, p, m, borrowed);
-}
-
-/* A PULL peer never sends: anything arriving is a protocol violation. */
-static void push_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
-{
-	proto_drop(s, m, NNOFI_STAT_UNEXPECTED_MSGS);
-	sock_remove_pipe(s, p, true);
+	return proto_send_round_robin(s, &st->cursor, m, borrowed);
 }
 
 const struct proto_ops proto_push = {
@@ -31,7 +21,7 @@ const struct proto_ops proto_push = {
 	.pipe_add = proto_accept_pipe,
 	.pipe_remove = proto_forget_pipe,
 	.send = push_send,
-	.deliver = push_deliver,
+	.deliver = proto_reject_deliver,
 	.recv = proto_no_recv,
 	.send_only = true,
 };

@@ -15,20 +15,13 @@ static int pub_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 	return 0;
 }
 
-/* Subscribers never send: one that does is cut off. */
-static void pub_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
-{
-	proto_drop(s, m, NNOFI_STAT_UNEXPECTED_MSGS);
-	sock_remove_pipe(s, p, true);
-}
-
 const struct proto_ops proto_pub = {
 	.id = NNOFI_PUB,
 	.peer_id = NNOFI_SUB,
 	.pipe_add = proto_accept_pipe,
 	.pipe_remove = proto_forget_pipe,
 	.send = pub_send,
-	.deliver = pub_deliver,
+	.deliver = proto_reject_deliver,
 	.recv = proto_no_recv,
 	.send_only = true,
 };

@@ -23,7 +23,7 @@ struct req {
 static void req_init(struct nnofi_sock *s)
 {
 	struct req *st = s->proto_data;
-	st->next_id = (uint32_t)now_ms() ^ (uint32_t)(uintptr_t)s;
+	st->next_id = proto_first_id(s);
 }
 
 static void req_cancel(struct nnofi_sock *s)
@@ -58,7 +58,7 @@ static int req_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 	struct req *st = s->proto_data;
 	(void)borrowed;
 	req_cancel(s);
-	st->id = (st->next_id++) | 0x80000000u;
+	st->id = proto_next_id(&st->next_id);
 	st->request = sock_own_msg(s, m);
 	put_u32be(st->request->hdr, st->id);
 	st->request->hdr_len = 4;
@@ -204,10 +204,7 @@ struct xreq {
 static int xreq_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 {
 	struct xreq *st = s->proto_data;
-	struct pipe *p = proto_next_writable(s, &st->cursor);
-	if (!p)
-		return EAGAIN;
-	return proto_send_on(s, p, m, borrowed);
+	return proto_send_round_robin(s, &st->cursor, m, borrowed);
 }
 
 static void raw_deliver_backtrace(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)

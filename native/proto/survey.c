@@ -17,14 +17,14 @@ struct surveyor {
 static void surveyor_init(struct nnofi_sock *s)
 {
 	struct surveyor *st = s->proto_data;
-	st->next_id = (uint32_t)now_ms() ^ (uint32_t)(uintptr_t)s;
+	st->next_id = proto_first_id(s);
 }
 
 static int surveyor_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 {
 	struct surveyor *st = s->proto_data;
 	recvq_clear(s); /* answers to the old survey */
-	st->id = (st->next_id++) | 0x80000000u;
+	st->id = proto_next_id(&st->next_id);
 	st->active = true;
 	st->deadline = now_ms() + s->survey_time;
 	put_u32be(m->hdr, st->id);

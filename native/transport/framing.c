@@ -1,5 +1,7 @@
 /* SP stream wire format (see framing.h). Over ipc the real libraries
  * send and expect a type byte of 0x01 before each frame. */
+#include <string.h>
+
 #include "framing.h"
 
 void sp_header_encode(uint8_t out[SP_HEADER_SIZE], int protocol)
@@ -24,7 +26,7 @@ int sp_header_decode(const uint8_t in[SP_HEADER_SIZE])
 enum frame_status frame_header_decode(const uint8_t *buf, size_t len, bool ipc, int64_t max_size,
 				      size_t *hdr_size, uint64_t *payload_len)
 {
-	size_t need = ipc ? 9 : 8;
+	size_t need = frame_header_size(ipc);
 	if (len < need)
 		return FRAME_NEED_MORE;
 	if (ipc && buf[0] != 1)
@@ -47,4 +49,11 @@ size_t frame_header_encode(uint8_t *out, bool ipc, uint64_t payload_len)
 	for (int i = 7; i >= 0; i--)
 		out[h + (size_t)i] = (uint8_t)payload_len, payload_len >>= 8;
 	return h + 8;
+}
+
+size_t frame_prefix_encode(uint8_t *out, bool ipc, const uint8_t *hdr, size_t hdr_len, size_t body_len)
+{
+	size_t h = frame_header_encode(out, ipc, hdr_len + body_len);
+	memcpy(out + h, hdr, hdr_len);
+	return h + hdr_len;
 }

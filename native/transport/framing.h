@@ -27,5 +27,13 @@ enum frame_status {
 enum frame_status frame_header_decode(const uint8_t *buf, size_t len, bool ipc, int64_t max_size,
 				      size_t *hdr_size, uint64_t *payload_len);
 size_t frame_header_encode(uint8_t *out, bool ipc, uint64_t payload_len);
+/* What precedes a message's body on the wire: the frame header, then the
+ * SP header words (backtrace, request id). Returns its size; out holds
+ * FRAME_HEADER_MAX + hdr_len bytes. */
+size_t frame_prefix_encode(uint8_t *out, bool ipc, const uint8_t *hdr, size_t hdr_len, size_t body_len);
+static inline size_t frame_header_size(bool ipc)
+{
+	return ipc ? 9 : 8;
+}
 
 #endif

@@ -196,7 +196,8 @@ struct obuf {
 	struct fi_context2 ctx; /* first: completions hand us this pointer */
 	struct opipe *owner;
 	bool is_tx, busy;
-	size_t fill; /* tx: bytes in it */
+	bool unposted; /* tx: filled, but the provider said FI_EAGAIN */
+	size_t fill;   /* tx: bytes in it */
 	uint8_t *data;
 	struct fid_mr *mr;
 	void *desc;
@@ -228,7 +229,7 @@ struct opipe {
 	struct decoder dec;
 	/* send side: the frame being cut into buffers, then queued ones */
 	nnofi_msg *cur;
-	uint8_t cur_fh[8 + NNOFI_MAX_HDR];
+	uint8_t cur_fh[FRAME_HEADER_MAX + NNOFI_MAX_HDR];
 	size_t cur_fh_len, cur_off;
 	struct msgq txq;
 	bool sp_sent;
@@ -269,36 +270,50 @@ static struct obuf *free_tx(struct opipe *op)
 	return NULL;
 }
 
-static int tx_repost(struct opipe *op);
-
-static bool tx_blocked(struct opipe *op)
+/* Post a filled tx buffer; one the provider refuses for now stays filled
+ * and goes first on the next try (the stream must stay in order). */
+static int tx_post(struct opipe *op, struct obuf *b)
 {
-	for (int i = 0; i < NTX; i++)
-		if (op->tx[i].busy && (op->tx[i].fill >> 62))
-			return true;
+	b->busy = true;
+	ssize_t rc = fi_send(op->fep, b->data, b->fill, b->desc, 0, &b->ctx);
+	b->unposted = rc == -FI_EAGAIN;
+	return rc && !b->unposted ? EIO : 0;
+}
+
+/* Retry a buffer the provider refused; true if it is still waiting. */
+static bool tx_retry(struct opipe *op, int *err)
+{
+	*err = 0;
+	for (int i = 0; i < NTX; i++) {
+		if (op->tx[i].unposted) {
+			*err = tx_post(op, &op->tx[i]);
+			return op->tx[i].unposted;
+		}
+	}
 	return false;
 }
 
-/* Cut the SP stream into free tx buffers and post them. A buffer the
- * provider refused goes first: the stream must stay in order (our SP
- * header before any message). */
+/* The next queued message becomes the frame being cut into buffers. */
+static void tx_next_frame(struct opipe *op)
+{
+	op->cur = msgq_pop(&op->txq);
+	if (op->cur)
+		op->cur_fh_len = frame_prefix_encode(op->cur_fh, false, op->cur->hdr, op->cur->hdr_len,
+						     op->cur->len);
+	op->cur_off = 0;
+}
+
+/* Cut the SP stream into free tx buffers and post them; small messages
+ * queued together share a buffer. */
 static int tx_pump(struct opipe *op)
 {
-	if (tx_repost(op))
-		return EIO;
-	if (tx_blocked(op))
-		return 0;
+	int err;
+	if (tx_retry(op, &err) || err)
+		return err;
 	for (;;) {
-		if (!op->cur) {
-			op->cur = msgq_pop(&op->txq);
-			if (!op->cur)
-				return 0;
-			op->cur_fh_len = frame_header_encode(op->cur_fh, false, op->cur->hdr_len + op->cur->len);
-			memcpy(op->cur_fh + op->cur_fh_len, op->cur->hdr, op->cur->hdr_len);
-			op->cur_fh_len += op->cur->hdr_len;
-			op->cur_off = 0;
-		}
-		struct obuf *b = free_tx(op);
+		if (!op->cur)
+			tx_next_frame(op);
+		struct obuf *b = op->cur ? free_tx(op) : NULL;
 		if (!b)
 			return 0;
 		b->fill = 0;
@@ -325,43 +340,13 @@ static int tx_pump(struct opipe *op)
 			msg_free(op->cur);
 			op->cur = NULL;
 			nnofi_msg *next = op->txq.head;
-			if (!next || next->len + 8 + next->hdr_len > CHUNK - b->fill)
+			if (!next || frame_header_size(false) + next->hdr_len + next->len > CHUNK - b->fill)
 				break;
-			op->cur = msgq_pop(&op->txq);
-			op->cur_fh_len = frame_header_encode(op->cur_fh, false, op->cur->hdr_len + op->cur->len);
-			memcpy(op->cur_fh + op->cur_fh_len, op->cur->hdr, op->cur->hdr_len);
-			op->cur_fh_len += op->cur->hdr_len;
-			op->cur_off = 0;
+			tx_next_frame(op);
 		}
-		ssize_t rc = fi_send(op->fep, b->data, b->fill, b->desc, 0, &b->ctx);
-		if (rc == -FI_EAGAIN) {
-			/* provider busy: keep this buffer's bytes, retry on progress */
-			b->busy = true;
-			b->fill |= (size_t)1 << 62; /* marks "filled, not posted" */
-			return 0;
-		}
-		if (rc)
-			return EIO;
-		b->busy = true;
+		if ((err = tx_post(op, b)) || b->unposted)
+			return err; /* provider busy: retried on progress */
 	}
-}
-
-/* Retry buffers the provider refused with FI_EAGAIN, in order. */
-static int tx_repost(struct opipe *op)
-{
-	for (int i = 0; i < NTX; i++) {
-		struct obuf *b = &op->tx[i];
-		if (!(b->busy && (b->fill >> 62)))
-			continue;
-		size_t fill = b->fill & (((size_t)1 << 62) - 1);
-		ssize_t rc = fi_send(op->fep, b->data, fill, b->desc, 0, &b->ctx);
-		if (rc == -FI_EAGAIN)
-			return 0;
-		if (rc)
-			return EIO;
-		b->fill = fill;
-	}
-	return 0;
 }
 
 static void update_writable(struct opipe *op)
@@ -485,7 +470,7 @@ static void progress(struct opipe *op)
 	}
 	if (op->base.dead)
 		return;
-	if (tx_repost(op) || tx_pump(op)) {
+	if (tx_pump(op)) {
 		opipe_fail(op);
 		return;
 	}
@@ -626,15 +611,13 @@ struct ofi_ep {
 	struct fid_pep *pep;
 	int eq_fd;
 	struct bg_watch watch;
-	struct bg_timer redial;
 	bool stopped;
-	struct endpoint *redial_ep;
+	struct endpoint *ep;
 	struct opipe *pending; /* dialer: the connection being made */
 	struct opipe *unattached; /* connections still in their SP handshake */
 };
 
 static void dial(struct endpoint *ep);
-static void redial_later(struct endpoint *ep);
 
 static void unattached_remove(struct opipe *op)
 {
@@ -672,7 +655,7 @@ static void opipe_fail(struct opipe *op)
 		bg_watch_del(&op->cq_watch);
 	unattached_remove(op);
 	if (op->ep->kind == EP_CONNECT)
-		redial_later(op->ep);
+		sock_ep_redial_later(op->ep);
 	bg_defer(discard_unattached, op);
 }
 
@@ -726,13 +709,9 @@ static void send_sp_header(struct opipe *op)
 	}
 	sp_header_encode(b->data, op->base.sock->proto->id);
 	b->fill = SP_HEADER_SIZE;
-	b->busy = true;
-	ssize_t rc = fi_send(op->fep, b->data, SP_HEADER_SIZE, b->desc, 0, &b->ctx);
-	if (rc == -FI_EAGAIN)
-		b->fill |= (size_t)1 << 62;
-	else if (rc)
-		opipe_fail(op);
 	op->sp_sent = true;
+	if (tx_post(op, b))
+		opipe_fail(op);
 }
 
 /* Connection events of one endpoint (background thread). */
@@ -850,7 +829,7 @@ static void watch_unattached(struct opipe *op)
 static void listener_event(struct bg_watch *w, uint32_t events)
 {
 	struct ofi_ep *oe = (struct ofi_ep *)((char *)w - offsetof(struct ofi_ep, watch));
-	struct endpoint *lep = oe->redial_ep;
+	struct endpoint *lep = oe->ep;
 	struct nnofi_sock *s = lep->sock;
 	(void)events;
 	pthread_mutex_lock(&s->mtx);
@@ -883,8 +862,7 @@ static void listener_event(struct bg_watch *w, uint32_t events)
 }
 
 static void ofi_stop(struct endpoint *ep);
-static void ofi_pipe_gone(struct endpoint *ep);
-static const struct ep_ops ofi_ep_ops = { .stop = ofi_stop, .pipe_gone = ofi_pipe_gone };
+static const struct ep_ops ofi_ep_ops = { .stop = ofi_stop, .dial = dial };
 
 static int ofi_ep_init(struct endpoint *ep, bool passive, struct ofi_ep **out)
 {
@@ -902,6 +880,7 @@ static int ofi_ep_init(struct endpoint *ep, bool passive, struct ofi_ep **out)
 		free(oe);
 		return rc;
 	}
+	oe->ep = ep;
 	ep->tdata = oe;
 	ep->ops = &ofi_ep_ops;
 	*out = oe;
@@ -922,7 +901,6 @@ int ofi_bind(struct endpoint *ep)
 	if (rc)
 		return rc;
 	struct fi_eq_attr eqa = { .size = 64, .wait_obj = FI_WAIT_FD };
-	oe->redial_ep = ep; /* listeners use it to find their socket */
 	int frc;
 	if ((frc = fi_eq_open(oe->fab->fabric, &eqa, &oe->eq, NULL)) ||
 	    (frc = fi_control(&oe->eq->fid, FI_GETWAIT, &oe->eq_fd)) ||
@@ -972,33 +950,11 @@ static void dial(struct endpoint *ep)
 			release_fids(op);
 			opipe_destroy(&op->base);
 		}
-		redial_later(ep);
+		sock_ep_redial_later(ep);
 		return;
 	}
 	oe->pending = op;
 	watch_unattached(op);
-}
-
-static void redial_fire(struct bg_timer *t)
-{
-	struct ofi_ep *oe = (struct ofi_ep *)((char *)t - offsetof(struct ofi_ep, redial));
-	struct endpoint *ep = oe->redial_ep;
-	pthread_mutex_lock(&ep->sock->mtx);
-	dial(ep);
-	pthread_mutex_unlock(&ep->sock->mtx);
-}
-
-static void redial_later(struct endpoint *ep)
-{
-	struct ofi_ep *oe = ep->tdata;
-	if (oe->stopped || ep->kind != EP_CONNECT)
-		return;
-	bg_timer_arm(&oe->redial, now_ms() + sock_next_backoff(ep));
-}
-
-static void ofi_pipe_gone(struct endpoint *ep)
-{
-	redial_later(ep);
 }
 
 int ofi_connect(struct endpoint *ep)
@@ -1008,8 +964,6 @@ int ofi_connect(struct endpoint *ep)
 	if (rc)
 		return rc;
 	describe(ep, oe, oe->addr.port);
-	oe->redial.fire = redial_fire;
-	oe->redial_ep = ep;
 	pthread_mutex_lock(&ep->sock->mtx);
 	dial(ep);
 	pthread_mutex_unlock(&ep->sock->mtx);
@@ -1031,7 +985,6 @@ static void ofi_stop(struct endpoint *ep)
 	struct ofi_ep *oe = ep->tdata;
 	pthread_mutex_lock(&ep->sock->mtx);
 	oe->stopped = true;
-	bg_timer_cancel(&oe->redial);
 	if (oe->eq)
 		bg_watch_del(&oe->watch);
 	/* the port is free when stop returns, so it can be bound again */

@@ -202,9 +202,7 @@ static int tx_flush(struct spipe *sp)
 /* Load a frame for m as the one being written (nothing written yet). */
 static void tx_start(struct spipe *sp, const nnofi_msg *m)
 {
-	size_t h = frame_header_encode(sp->thdr, sp->ipc, m->hdr_len + m->len);
-	memcpy(sp->thdr + h, m->hdr, m->hdr_len);
-	sp->thdr_len = h + m->hdr_len;
+	sp->thdr_len = frame_prefix_encode(sp->thdr, sp->ipc, m->hdr, m->hdr_len, m->len);
 	sp->tbody = m->body;
 	sp->tbody_len = m->len;
 	sp->toff = 0;
@@ -274,15 +272,14 @@ static int tx_flush_queue(struct spipe *sp)
 		size_t total = 0;
 		int k = 0, n = 0;
 		for (nnofi_msg *m = sp->txq.head; m && k < TX_BATCH; m = m->next, k++) {
-			size_t h = frame_header_encode(fh[k], sp->ipc, m->hdr_len + m->len);
-			memcpy(fh[k] + h, m->hdr, m->hdr_len);
+			size_t prefix = frame_prefix_encode(fh[k], sp->ipc, m->hdr, m->hdr_len, m->len);
 			iov[n].iov_base = fh[k];
-			iov[n++].iov_len = h + m->hdr_len;
+			iov[n++].iov_len = prefix;
 			if (m->len) {
 				iov[n].iov_base = m->body;
 				iov[n++].iov_len = m->len;
 			}
-			total += h + m->hdr_len + m->len;
+			total += prefix + m->len;
 		}
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
 		ssize_t w = sendmsg(sp->base.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -294,7 +291,7 @@ static int tx_flush_queue(struct spipe *sp)
 		size_t left = (size_t)w;
 		while (left) {
 			nnofi_msg *m = msgq_pop(&sp->txq);
-			size_t size = frame_header_encode(fh[0], sp->ipc, 0) + m->hdr_len + m->len;
+			size_t size = frame_header_size(sp->ipc) + m->hdr_len + m->len;
 			if (left < size) {
 				tx_start(sp, m); /* the rest of it goes out first next time */
 				chunk_ref(m->chunk);
@@ -578,7 +575,6 @@ struct handshake {
 
 struct stream_ep {
 	struct bg_watch watch; /* listening or connecting fd */
-	struct bg_timer redial;
 	struct endpoint *ep;
 	int fd;
 	bool stopped;
@@ -588,12 +584,6 @@ struct stream_ep {
 
 static void dial(struct stream_ep *se);
 
-static void redial_later(struct stream_ep *se)
-{
-	if (se->stopped || se->ep->kind != EP_CONNECT)
-		return;
-	bg_timer_arm(&se->redial, now_ms() + sock_next_backoff(se->ep));
-}
 
 static void free_handshake(void *arg)
 {
@@ -615,7 +605,7 @@ static void handshake_end(struct handshake *hs, bool ok)
 	}
 	if (!ok || se->stopped || !spipe_attach(hs->ep, hs->fd)) {
 		close(hs->fd);
-		redial_later(se);
+		sock_ep_redial_later(se->ep);
 	}
 	bg_defer(free_handshake, hs);
 }
@@ -665,7 +655,7 @@ static void handshake_start(struct stream_ep *se, int fd)
 	if (!hs || send(fd, hdr, 8, MSG_NOSIGNAL | MSG_DONTWAIT) != 8) {
 		free(hs);
 		close(fd);
-		redial_later(se);
+		sock_ep_redial_later(se->ep);
 		return;
 	}
 	hs->ep = se->ep;
@@ -726,8 +716,8 @@ static void format_url(struct endpoint *ep, const union sockaddr_any *addr)
 }
 
 static void stream_stop(struct endpoint *ep);
-static void stream_pipe_gone(struct endpoint *ep);
-static const struct ep_ops stream_ep_ops = { .stop = stream_stop, .pipe_gone = stream_pipe_gone };
+static void stream_dial(struct endpoint *ep);
+static const struct ep_ops stream_ep_ops = { .stop = stream_stop, .dial = stream_dial };
 
 static struct stream_ep *stream_ep_new(struct endpoint *ep)
 {
@@ -800,7 +790,7 @@ static void dial_event(struct bg_watch *w, uint32_t events)
 		se->fd = -1;
 		if (err) {
 			close(fd);
-			redial_later(se);
+			sock_ep_redial_later(se->ep);
 		} else {
 			handshake_start(se, fd);
 		}
@@ -816,12 +806,12 @@ static void dial(struct stream_ep *se)
 	union sockaddr_any addr;
 	socklen_t alen;
 	if (resolve(&se->ep->url, false, &addr, &alen) != 0) {
-		redial_later(se); /* name may resolve later */
+		sock_ep_redial_later(se->ep); /* name may resolve later */
 		return;
 	}
 	int fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		redial_later(se);
+		sock_ep_redial_later(se->ep);
 		return;
 	}
 	tune_fd(fd, se->ep->url.scheme == URL_TCP, se->ep->sock);
@@ -831,7 +821,7 @@ static void dial(struct stream_ep *se)
 	}
 	if (errno != EINPROGRESS) {
 		close(fd);
-		redial_later(se);
+		sock_ep_redial_later(se->ep);
 		return;
 	}
 	se->fd = fd;
@@ -840,22 +830,13 @@ static void dial(struct stream_ep *se)
 	if (bg_watch_add(&se->watch, EPOLLOUT | EPOLLONESHOT) != 0) {
 		close(fd);
 		se->fd = -1;
-		redial_later(se);
+		sock_ep_redial_later(se->ep);
 	}
 }
 
-static void redial_fire(struct bg_timer *t)
+static void stream_dial(struct endpoint *ep)
 {
-	struct stream_ep *se = (struct stream_ep *)((char *)t - offsetof(struct stream_ep, redial));
-	struct nnofi_sock *s = se->ep->sock;
-	pthread_mutex_lock(&s->mtx);
-	dial(se);
-	pthread_mutex_unlock(&s->mtx);
-}
-
-static void stream_pipe_gone(struct endpoint *ep)
-{
-	redial_later(ep->tdata);
+	dial(ep->tdata);
 }
 
 int stream_connect(struct endpoint *ep)
@@ -871,7 +852,6 @@ int stream_connect(struct endpoint *ep)
 	struct stream_ep *se = stream_ep_new(ep);
 	if (!se)
 		return ENOMEM;
-	se->redial.fire = redial_fire;
 	pthread_mutex_lock(&ep->sock->mtx);
 	dial(se);
 	pthread_mutex_unlock(&ep->sock->mtx);
@@ -891,7 +871,6 @@ static void stream_stop(struct endpoint *ep)
 	struct nnofi_sock *s = ep->sock;
 	pthread_mutex_lock(&s->mtx);
 	se->stopped = true;
-	bg_timer_cancel(&se->redial);
 	if (se->fd >= 0) {
 		bg_watch_del(&se->watch);
 		close(se->fd);
