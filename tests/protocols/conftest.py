@@ -25,6 +25,12 @@ def addrs(transport, tmp_path):
 
 
 @pytest.fixture
+def new_url(addrs):
+    """Factory of fresh addresses: new_url() (the same as addrs.new())."""
+    return addrs.new
+
+
+@pytest.fixture
 def url(addrs):
     """One fresh address of the test's transport (tcp: port 0, so bind
     first and connect to ep.url)."""

@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 
+import nnofi
+
 TRANSPORTS = ["inproc", "ipc", "tcp"]
 STREAM_TRANSPORTS = ["ipc", "tcp"]
 
@@ -80,17 +82,18 @@ def port_of(url: str) -> int:
 
 
 class Worker(threading.Thread):
-    """A thread that records the exception its target raised."""
+    """A daemon thread that keeps its target's result or the exception it raised."""
 
-    def __init__(self, target, name=None):
+    def __init__(self, target, *args, name=None):
         super().__init__(name=name, daemon=True)
         self._target_fn = target
+        self._target_args = args
         self.error = None
         self.result = None
 
     def run(self):
         try:
-            self.result = self._target_fn()
+            self.result = self._target_fn(*self._target_args)
         except BaseException as e:  # noqa: BLE001 - reported by the test
             self.error = e
 
@@ -105,3 +108,70 @@ def finish(workers, timeout: float = 15.0) -> None:
     for w in workers:
         if w.error is not None:
             raise w.error
+
+
+# -- PUB/SUB: subscribers get only what is published after they joined ---------
+
+# Probe topic used to learn that a subscriber is connected (see sync_subs).
+SYNC = b"\x00sync"
+
+
+def sync_subs(pub, subs, timeout=5.0):
+    """Publish SYNC probes until every sub has received one (each sub must
+    be subscribed to SYNC or to a prefix of it), then drain the probes.
+    A subscriber only gets messages published after its connection is up;
+    this waits for that without a fixed sleep."""
+    pending = list(subs)
+    saved = [s.recv_timeout for s in subs]
+    try:
+        for s in subs:
+            s.recv_timeout = 20
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                pytest.fail(f"subscribers not connected after {timeout}s: {pending}")
+            pub.send(SYNC)
+            for s in list(pending):
+                try:
+                    while True:
+                        if s.recv() == SYNC:
+                            pending.remove(s)
+                            break
+                except nnofi.Timeout:
+                    pass
+        drain(subs, SYNC)
+    finally:
+        for s, t in zip(subs, saved):
+            s.recv_timeout = t
+
+
+def drain(socks, only=None, quiet_ms=50):
+    """Receive and discard (only messages equal to `only` if given, others
+    fail the test) until each sock has been quiet for quiet_ms."""
+    for s in socks:
+        saved = s.recv_timeout
+        s.recv_timeout = quiet_ms
+        try:
+            while True:
+                m = s.recv()
+                if only is not None:
+                    assert m == only, f"unexpected message {m!r} while draining {only!r}"
+        except nnofi.Timeout:
+            pass
+        finally:
+            s.recv_timeout = saved
+
+
+def recv_all(sock, quiet_ms=200, limit=100000):
+    """Every message that arrives until sock has been quiet for quiet_ms."""
+    saved = sock.recv_timeout
+    sock.recv_timeout = quiet_ms
+    out = []
+    try:
+        while len(out) < limit:
+            out.append(sock.recv())
+    except nnofi.Timeout:
+        pass
+    finally:
+        sock.recv_timeout = saved
+    return out

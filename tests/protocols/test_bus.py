@@ -3,7 +3,7 @@ does not forward, and does not hear itself."""
 import pytest
 
 import nnofi
-from _addresses import OPTS, new_url, recv_all, transport, url, wait_pipes  # noqa: F401
+from protohelpers import OPTS, recv_all, wait_pipes
 
 
 def _mesh(new_url, n):

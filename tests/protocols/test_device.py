@@ -5,7 +5,7 @@ import time
 import pytest
 
 import nnofi
-from _addresses import OPTS, Worker, finish, new_url, recv_all, transport, url, wait_pipes  # noqa: F401
+from protohelpers import OPTS, Worker, finish, recv_all, wait_pipes
 
 
 # Time given to a freshly started device before the first message is sent,

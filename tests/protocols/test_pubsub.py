@@ -9,7 +9,7 @@ import time
 import pytest
 
 import nnofi
-from _addresses import OPTS, SYNC, new_url, recv_all, sync_subs, transport, url  # noqa: F401
+from protohelpers import OPTS, SYNC, recv_all, sync_subs
 
 
 def test_prefix_filtering(url):

@@ -4,7 +4,7 @@ import time
 import pytest
 
 import nnofi
-from _addresses import OPTS, new_url, transport, url, wait_pipes  # noqa: F401
+from protohelpers import OPTS, wait_pipes
 
 
 def _answer(resp, tag):
