@@ -20,6 +20,20 @@ OPTIONS = {
         lib.NNOFI_OPT_SPIN_US,
         "microseconds a waiting call polls before sleeping (default 50 on multi-core, env NNOFI_SPIN_US)",
     ),
+    "rendezvous_min": (
+        lib.NNOFI_OPT_RENDEZVOUS_MIN,
+        "ofi: messages of at least this many bytes are read by the peer with fi_read, no copy "
+        "(default 131072; -1: always copy through send buffers)",
+    ),
+    "mr_cache_max": (
+        lib.NNOFI_OPT_MR_CACHE_MAX,
+        "ofi: bytes of memory registrations a connection keeps cached (default 1 GiB)",
+    ),
+    "ofi_rma": (
+        lib.NNOFI_OPT_OFI_RMA,
+        "ofi: 1 lets connections made after it is set use RMA where the provider has it (default); "
+        "0 never (both directions copy, as with a provider without FI_RMA)",
+    ),
 }
 
 STATS = (
@@ -38,4 +52,11 @@ STATS = (
     "frames_malformed",  # e.g. an ipc frame type other than 0x01
     "headers_malformed",  # SP backtrace missing or longer than 8 hops
     "unexpected_msgs",  # a message a peer of this protocol never sends
+    # ofi://: the registration cache, and messages sent/received by rendezvous
+    "mr_hits",
+    "mr_misses",
+    "mr_evictions",
+    "mr_bytes_registered",
+    "rendezvous_sent",
+    "rendezvous_recv",
 )

@@ -241,6 +241,7 @@ struct nnofi_sock {
 	int64_t reconnect_ivl, reconnect_ivl_max, linger, req_resend_ivl;
 	int64_t spin_us; /* poll without sleeping this long before blocking */
 	int64_t survey_time;
+	int64_t rendezvous_min, mr_cache_max, ofi_rma; /* ofi:// */
 
 	/* Messages ready for the user: per pipe (inq, served round-robin
 	 * through the ready list) plus rq for those whose pipe has gone. */

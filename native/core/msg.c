@@ -38,8 +38,10 @@ void chunk_add_dtor(struct chunk *c, void (*fn)(void *, void *, size_t), void *a
 	struct dtor_link *l = xmalloc(sizeof(*l));
 	l->fn = fn;
 	l->arg = arg;
-	l->next = c->dtors;
-	c->dtors = l;
+	/* lock-free push: two sockets may send the same message at once */
+	l->next = __atomic_load_n(&c->dtors, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(&c->dtors, &l->next, l, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
 }
 
 void chunk_ref(struct chunk *c)

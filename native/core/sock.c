@@ -168,6 +168,9 @@ int nnofi_socket(int protocol, int raw, nnofi_sock **out)
 	s->req_resend_ivl = 60000;
 	s->spin_us = spin_ns / 1000;
 	s->survey_time = 1000;
+	s->rendezvous_min = 128 * 1024;
+	s->mr_cache_max = 1LL << 30;
+	s->ofi_rma = 1;
 	s->timer.fire = sock_timer_fire;
 	s->next_pipe_id = 1;
 	s->next_ep_id = 1;
@@ -307,6 +310,9 @@ static int64_t *opt_slot(struct nnofi_sock *s, int opt)
 	case NNOFI_OPT_SPIN_US: return &s->spin_us;
 	case NNOFI_OPT_SURVEY_TIME:
 		return s->proto->id == NNOFI_SURVEYOR ? &s->survey_time : NULL;
+	case NNOFI_OPT_RENDEZVOUS_MIN: return &s->rendezvous_min;
+	case NNOFI_OPT_MR_CACHE_MAX: return &s->mr_cache_max;
+	case NNOFI_OPT_OFI_RMA: return &s->ofi_rma;
 	default: return NULL;
 	}
 }
@@ -330,6 +336,12 @@ static bool opt_valid(int opt, int64_t v)
 		return v >= 0;
 	case NNOFI_OPT_SPIN_US:
 		return v >= 0 && v <= 1000000;
+	case NNOFI_OPT_RENDEZVOUS_MIN:
+		return v == -1 || v >= 1;
+	case NNOFI_OPT_MR_CACHE_MAX:
+		return v >= 0;
+	case NNOFI_OPT_OFI_RMA:
+		return v == 0 || v == 1;
 	default:
 		return false;
 	}

@@ -37,6 +37,15 @@
 /* byte-string options (nnofi_setopt_bytes) */
 #define NNOFI_OPT_SUBSCRIBE 12
 #define NNOFI_OPT_UNSUBSCRIBE 13
+/* ofi:// only. Messages of at least this many bytes go by rendezvous
+ * (the peer reads them with fi_read) where both sides have FI_RMA; -1:
+ * never. */
+#define NNOFI_OPT_RENDEZVOUS_MIN 14
+/* Bytes of memory registrations a connection keeps cached. */
+#define NNOFI_OPT_MR_CACHE_MAX 15
+/* 1 (default): connections use RMA where the provider has it; 0: never
+ * (both directions copy, as with a provider without FI_RMA). */
+#define NNOFI_OPT_OFI_RMA 16
 
 /* Statistics counters (index into nnofi_stats' array). The ones after
  * MSGS_DROPPED say why a connection or message was refused. */
@@ -54,7 +63,14 @@
 #define NNOFI_STAT_FRAMES_MALFORMED 11
 #define NNOFI_STAT_HEADERS_MALFORMED 12
 #define NNOFI_STAT_UNEXPECTED_MSGS 13
-#define NNOFI_STAT_COUNT 14
+/* ofi:// memory registration cache and rendezvous transfers */
+#define NNOFI_STAT_MR_HITS 14
+#define NNOFI_STAT_MR_MISSES 15
+#define NNOFI_STAT_MR_EVICTIONS 16
+#define NNOFI_STAT_MR_BYTES_REGISTERED 17
+#define NNOFI_STAT_RENDEZVOUS_SENT 18
+#define NNOFI_STAT_RENDEZVOUS_RECV 19
+#define NNOFI_STAT_COUNT 20
 
 typedef struct nnofi_sock nnofi_sock;
 typedef struct nnofi_msg nnofi_msg;
@@ -133,6 +149,8 @@ const char *nnofi_fabric_version(void);
 const char *nnofi_strerror(int err);
 /* Live objects, for leak tests. */
 void nnofi_live_counts(int64_t *socks, int64_t *pipes, int64_t *msgs);
+/* Memory registrations alive in the process (ofi://), and their bytes. */
+void nnofi_mr_live(uint64_t *count, uint64_t *bytes);
 /* CDEF-END */
 
 #endif

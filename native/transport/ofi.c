@@ -9,8 +9,19 @@
  * whichever caller waits on the socket, like the fd of a tcp pipe, with
  * fi_trywait before it sleeps.
  *
- * Not yet: RDM endpoints (shm, rxm), a registration cache and RMA
- * rendezvous for large messages: they are copied through the buffers. */
+ * Large messages go by rendezvous where both sides have FI_RMA (they say
+ * so in the connection's private data): the sender puts a descriptor in
+ * the stream instead of the body (length, address and key of its
+ * registered buffer), the receiver fi_reads the body straight into the
+ * message it delivers and acknowledges, and the sender drops its
+ * reference. No copy on either side; registrations come from a cache
+ * (mr_cache.c). The stream after a descriptor waits for its ack: messages
+ * stay in order, and the receive buffers stay posted (a provider that
+ * finds none for an incoming message may hold up the read's data behind
+ * it on the same connection, as tcp does). Without FI_RMA, or below
+ * rendezvous_min, bytes are copied through the buffers.
+ *
+ * Not yet: RDM endpoints (shm, rxm). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -32,15 +43,34 @@
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_eq.h>
 #include <rdma/fi_errno.h>
+#include <rdma/fi_rma.h>
 
 #include "core.h"
 #include "framing.h"
+#include "mr_cache.h"
 
 #define OFI_VERSION FI_VERSION(1, 9)
 #define DBG(...) do { if (getenv("NNOFI_DEBUG")) fprintf(stderr, __VA_ARGS__); } while (0)
 #define CHUNK (64 * 1024)
 #define NRX 8
 #define NTX 8
+
+/* Control frames in the stream: a frame header whose top byte is one of
+ * these (real lengths stay below 2^46), then the control body. */
+#define CTL_RDV 0x80 /* u64 total, u64 remote addr, u64 key, u64 id, SP header words */
+#define CTL_ACK 0x81 /* u64 id: the peer has read rendezvous `id` */
+#define RDV_DESC 32
+#define CTL_MAX (8 + RDV_DESC + NNOFI_MAX_HDR)
+#define RDV_PIECE (4u << 20) /* bytes per fi_read */
+#define RDV_READS 4          /* reads in flight per pipe */
+
+/* Connection private data: which side can read the other's memory. */
+struct cm_data {
+	char magic[4]; /* "NNOF" */
+	uint8_t version, flags;
+	uint8_t pad[2];
+};
+#define CM_RMA 1
 
 /* ---- addresses and provider selection ------------------------------- */
 
@@ -95,13 +125,13 @@ static int ofi_addr_parse(const char *rest, struct ofi_addr *a)
 /* Providers in order of preference when the URL names none. */
 static const char *const preferred[] = { "verbs", "tcp", "sockets" };
 
-static struct fi_info *ofi_hints(const struct ofi_addr *a, const char *prov)
+static struct fi_info *ofi_hints(const struct ofi_addr *a, const char *prov, bool rma)
 {
 	struct fi_info *h = fi_allocinfo();
 	if (!h)
 		return NULL;
 	h->ep_attr->type = FI_EP_MSG;
-	h->caps = FI_MSG;
+	h->caps = FI_MSG | (rma ? FI_RMA | FI_READ | FI_REMOTE_READ : 0);
 	h->mode = FI_CONTEXT | FI_CONTEXT2;
 	h->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
 	h->domain_attr->threading = FI_THREAD_SAFE;
@@ -132,8 +162,11 @@ static int ofi_select(const struct ofi_addr *a, bool passive, struct fi_info **o
 			provs[n++] = preferred[i];
 	}
 	for (int pass = 0; pass < 2; pass++) {
-		for (int i = 0; i < n; i++) {
-			struct fi_info *hints = ofi_hints(&alt, provs[i]), *list = NULL;
+		/* each provider with FI_RMA if it has it, else without */
+		for (int k = 0; k < 2 * n; k++) {
+			int i = k / 2;
+			bool rma = k % 2 == 0;
+			struct fi_info *hints = ofi_hints(&alt, provs[i], rma), *list = NULL;
 			if (!hints)
 				return ENOMEM;
 			int rc = fi_getinfo(OFI_VERSION, a->ip, a->port, passive ? FI_SOURCE : 0, hints, &list);
@@ -192,10 +225,17 @@ static void fabric_unref(struct ofi_fabric *f)
 
 /* ---- pipes ------------------------------------------------------------- */
 
-struct obuf {
+/* What a completion's op_context points at: each starts with this. */
+enum octx_kind { CTX_RX, CTX_TX, CTX_READ };
+struct octx {
 	struct fi_context2 ctx; /* first: completions hand us this pointer */
+	enum octx_kind kind;
+};
+
+struct obuf {
+	struct octx c;
 	struct opipe *owner;
-	bool is_tx, busy;
+	bool busy;
 	bool unposted; /* tx: filled, but the provider said FI_EAGAIN */
 	size_t fill;   /* tx: bytes in it */
 	uint8_t *data;
@@ -212,6 +252,30 @@ struct decoder {
 	size_t fhgot;
 	nnofi_msg *m;
 	size_t got;
+	/* a control frame (rendezvous descriptor or ack) being collected */
+	uint8_t ctl_kind;
+	uint8_t ctl[CTL_MAX];
+	size_t ctl_need, ctl_got;
+};
+
+/* Sender: a message the peer may read, until its ack. */
+struct rdv_out {
+	struct rdv_out *next;
+	uint64_t id;
+	nnofi_msg *m;
+	struct mr_entry *mr;
+};
+
+/* Receiver: the rendezvous being read (one at a time: the stream waits). */
+struct rdv_in {
+	bool active;
+	nnofi_msg *m;
+	struct mr_entry *mr;
+	uint64_t id, raddr, key;
+	size_t hdr_len, body_len, issued, done;
+	int inflight;
+	struct octx reads[RDV_READS];
+	size_t read_len[RDV_READS]; /* 0: slot free */
 };
 
 struct opipe {
@@ -227,11 +291,25 @@ struct opipe {
 	bool connected, attached, closing, cq_watched;
 	struct obuf rx[NRX], tx[NTX];
 	struct decoder dec;
+	/* completed receive buffers not yet fed (while a rendezvous read is
+	 * in flight the stream waits): indexes into rx, in arrival order */
+	int rx_ready[NRX], rx_ready_n;
+	size_t rx_len[NRX], rx_off[NRX];
 	/* send side: the frame being cut into buffers, then queued ones */
 	nnofi_msg *cur;
-	uint8_t cur_fh[FRAME_HEADER_MAX + NNOFI_MAX_HDR];
+	uint8_t cur_fh[CTL_MAX];
 	size_t cur_fh_len, cur_off;
+	struct rdv_out *cur_rdv; /* cur goes by rendezvous: only cur_fh is sent */
 	struct msgq txq;
+	/* control frames waiting for the next frame boundary */
+	uint8_t *ctl;
+	size_t ctl_len, ctl_cap;
+	/* rendezvous */
+	bool rma, peer_rma;
+	struct mr_cache *mrc;
+	struct rdv_out *outs;
+	uint64_t rdv_seq;
+	struct rdv_in rd;
 	bool sp_sent;
 	struct opipe *next_unattached;
 };
@@ -241,7 +319,7 @@ static void opipe_fail(struct opipe *op);
 static int buf_setup(struct opipe *op, struct obuf *b, bool is_tx)
 {
 	b->owner = op;
-	b->is_tx = is_tx;
+	b->c.kind = is_tx ? CTX_TX : CTX_RX;
 	b->data = malloc(CHUNK);
 	if (!b->data)
 		return ENOMEM;
@@ -259,7 +337,7 @@ static int buf_setup(struct opipe *op, struct obuf *b, bool is_tx)
 
 static int post_recv(struct opipe *op, struct obuf *b)
 {
-	return fi_recv(op->fep, b->data, CHUNK, b->desc, 0, &b->ctx) ? EIO : 0;
+	return fi_recv(op->fep, b->data, CHUNK, b->desc, 0, &b->c.ctx) ? EIO : 0;
 }
 
 static struct obuf *free_tx(struct opipe *op)
@@ -275,7 +353,7 @@ static struct obuf *free_tx(struct opipe *op)
 static int tx_post(struct opipe *op, struct obuf *b)
 {
 	b->busy = true;
-	ssize_t rc = fi_send(op->fep, b->data, b->fill, b->desc, 0, &b->ctx);
+	ssize_t rc = fi_send(op->fep, b->data, b->fill, b->desc, 0, &b->c.ctx);
 	b->unposted = rc == -FI_EAGAIN;
 	return rc && !b->unposted ? EIO : 0;
 }
@@ -293,60 +371,168 @@ static bool tx_retry(struct opipe *op, int *err)
 	return false;
 }
 
+static void put_u64be(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_u64be(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static bool goes_by_rendezvous(struct opipe *op, const nnofi_msg *m)
+{
+	int64_t min = op->base.sock->rendezvous_min;
+	return op->rma && op->peer_rma && min >= 0 && m->len > 0 && m->hdr_len + m->len >= (uint64_t)min;
+}
+
+/* Expose cur's body to the peer: cur_fh becomes its descriptor. False
+ * (send the bytes instead) if the memory can't be registered. */
+static bool expose(struct opipe *op)
+{
+	nnofi_msg *m = op->cur;
+	struct nnofi_sock *s = op->base.sock;
+	struct rdv_out *r = calloc(1, sizeof(*r));
+	struct mr_get_result res;
+	if (!r || !(r->mr = mr_cache_get(op->mrc, m->chunk, m->body, m->len, &res))) {
+		free(r);
+		return false;
+	}
+	sock_stat(s, res.hit ? NNOFI_STAT_MR_HITS : NNOFI_STAT_MR_MISSES, 1);
+	sock_stat(s, NNOFI_STAT_MR_EVICTIONS, (uint64_t)res.evicted);
+	sock_stat(s, NNOFI_STAT_MR_BYTES_REGISTERED, res.registered);
+	r->m = m;
+	r->id = ++op->rdv_seq;
+	uint8_t *p = op->cur_fh;
+	put_u64be(p, (uint64_t)CTL_RDV << 56 | (RDV_DESC + m->hdr_len));
+	put_u64be(p + 8, m->hdr_len + m->len);
+	put_u64be(p + 16, mr_entry_remote_addr(r->mr, m->body));
+	put_u64be(p + 24, mr_entry_key(r->mr));
+	put_u64be(p + 32, r->id);
+	memcpy(p + 40, m->hdr, m->hdr_len);
+	op->cur_fh_len = 40 + m->hdr_len;
+	op->cur_rdv = r;
+	return true;
+}
+
 /* The next queued message becomes the frame being cut into buffers. */
 static void tx_next_frame(struct opipe *op)
 {
 	op->cur = msgq_pop(&op->txq);
-	if (op->cur)
+	op->cur_off = 0;
+	op->cur_rdv = NULL;
+	if (op->cur && !(goes_by_rendezvous(op, op->cur) && expose(op)))
 		op->cur_fh_len = frame_prefix_encode(op->cur_fh, false, op->cur->hdr, op->cur->hdr_len,
 						     op->cur->len);
-	op->cur_off = 0;
+}
+
+/* Bytes of cur on the wire: the descriptor alone for a rendezvous. */
+static size_t cur_total(const struct opipe *op)
+{
+	return op->cur_fh_len + (op->cur_rdv ? 0 : op->cur->len);
+}
+
+/* cur is all in buffers: a rendezvous waits for the peer's ack. */
+static void frame_done(struct opipe *op)
+{
+	if (op->cur_rdv) {
+		op->cur_rdv->next = op->outs;
+		op->outs = op->cur_rdv;
+		sock_stat(op->base.sock, NNOFI_STAT_RENDEZVOUS_SENT, 1);
+	} else {
+		msg_free(op->cur);
+	}
+	op->cur = NULL;
+	op->cur_rdv = NULL;
+}
+
+/* Copy what fits of the frame in progress into b. */
+static void fill_from_cur(struct opipe *op, struct obuf *b)
+{
+	size_t total = cur_total(op);
+	while (op->cur_off < total && b->fill < CHUNK) {
+		const uint8_t *src;
+		size_t avail;
+		if (op->cur_off < op->cur_fh_len) {
+			src = op->cur_fh + op->cur_off;
+			avail = op->cur_fh_len - op->cur_off;
+		} else {
+			src = op->cur->body + (op->cur_off - op->cur_fh_len);
+			avail = total - op->cur_off;
+		}
+		size_t n = avail < CHUNK - b->fill ? avail : CHUNK - b->fill;
+		memcpy(b->data + b->fill, src, n);
+		b->fill += n;
+		op->cur_off += n;
+	}
+}
+
+static size_t wire_size(struct opipe *op, const nnofi_msg *m)
+{
+	return goes_by_rendezvous(op, m) ? 40 + m->hdr_len : frame_header_size(false) + m->hdr_len + m->len;
 }
 
 /* Cut the SP stream into free tx buffers and post them; small messages
- * queued together share a buffer. */
+ * and control frames queued together share a buffer. */
 static int tx_pump(struct opipe *op)
 {
 	int err;
 	if (tx_retry(op, &err) || err)
 		return err;
 	for (;;) {
-		if (!op->cur)
-			tx_next_frame(op);
-		struct obuf *b = op->cur ? free_tx(op) : NULL;
+		bool next_frame = op->txq.head && !op->outs; /* after a descriptor: its ack */
+		if (!op->cur && !op->ctl_len && !next_frame)
+			return 0;
+		struct obuf *b = free_tx(op);
 		if (!b)
 			return 0;
 		b->fill = 0;
-		/* pack: the rest of this frame, and whole small ones after it */
-		while (op->cur && b->fill < CHUNK) {
-			size_t total = op->cur_fh_len + op->cur->len;
-			while (op->cur_off < total && b->fill < CHUNK) {
-				const uint8_t *src;
-				size_t avail;
-				if (op->cur_off < op->cur_fh_len) {
-					src = op->cur_fh + op->cur_off;
-					avail = op->cur_fh_len - op->cur_off;
-				} else {
-					src = op->cur->body + (op->cur_off - op->cur_fh_len);
-					avail = total - op->cur_off;
-				}
-				size_t n = avail < CHUNK - b->fill ? avail : CHUNK - b->fill;
-				memcpy(b->data + b->fill, src, n);
+		for (;;) {
+			if (!op->cur && op->ctl_len) { /* between frames */
+				size_t n = op->ctl_len < CHUNK - b->fill ? op->ctl_len : CHUNK - b->fill;
+				memcpy(b->data + b->fill, op->ctl, n);
+				memmove(op->ctl, op->ctl + n, op->ctl_len - n);
 				b->fill += n;
-				op->cur_off += n;
+				op->ctl_len -= n;
+				if (op->ctl_len)
+					break; /* b is full */
 			}
-			if (op->cur_off < total)
-				break;
-			msg_free(op->cur);
-			op->cur = NULL;
-			nnofi_msg *next = op->txq.head;
-			if (!next || frame_header_size(false) + next->hdr_len + next->len > CHUNK - b->fill)
-				break;
-			tx_next_frame(op);
+			if (!op->cur) {
+				nnofi_msg *next = op->outs ? NULL : op->txq.head;
+				if (!next || (b->fill && wire_size(op, next) > CHUNK - b->fill))
+					break;
+				tx_next_frame(op);
+			}
+			fill_from_cur(op, b);
+			if (op->cur_off < cur_total(op))
+				break; /* b is full */
+			frame_done(op);
 		}
 		if ((err = tx_post(op, b)) || b->unposted)
 			return err; /* provider busy: retried on progress */
 	}
+}
+
+/* Queue a control frame for the next frame boundary. */
+static bool queue_ctl(struct opipe *op, uint8_t kind, const uint8_t *body, size_t len)
+{
+	if (op->ctl_len + 8 + len > op->ctl_cap) {
+		size_t cap = op->ctl_cap ? 2 * op->ctl_cap : 256;
+		uint8_t *p = realloc(op->ctl, cap);
+		if (!p)
+			return false;
+		op->ctl = p;
+		op->ctl_cap = cap;
+	}
+	put_u64be(op->ctl + op->ctl_len, (uint64_t)kind << 56 | len);
+	memcpy(op->ctl + op->ctl_len + 8, body, len);
+	op->ctl_len += 8 + len;
+	return true;
 }
 
 static void update_writable(struct opipe *op)
@@ -363,12 +549,75 @@ static void update_writable(struct opipe *op)
 static bool handshake_done(struct opipe *op);
 static void send_sp_header(struct opipe *op);
 
-/* Feed received stream bytes; false if the pipe died. */
-static bool feed(struct opipe *op, const uint8_t *data, size_t len)
+static void rdv_start(struct opipe *op);
+
+/* A control frame is complete. False if the pipe died. */
+static bool control_frame(struct opipe *op, size_t ctl_len)
 {
 	struct decoder *d = &op->dec;
 	struct nnofi_sock *s = op->base.sock;
-	while (len > 0 && !op->base.dead) {
+	if (d->ctl_kind == CTL_ACK) {
+		uint64_t id = get_u64be(d->ctl);
+		for (struct rdv_out **pp = &op->outs; *pp; pp = &(*pp)->next) {
+			struct rdv_out *r = *pp;
+			if (r->id == id) {
+				*pp = r->next;
+				mr_cache_put(op->mrc, r->mr);
+				msg_free(r->m);
+				free(r);
+				return true;
+			}
+		}
+		sock_stat(s, NNOFI_STAT_FRAMES_MALFORMED, 1); /* ack of nothing we sent */
+		opipe_fail(op);
+		return false;
+	}
+	/* a descriptor: only sent to a peer that said it can read */
+	struct rdv_in *rd = &op->rd;
+	uint64_t total = get_u64be(d->ctl);
+	rd->hdr_len = ctl_len - RDV_DESC;
+	if (!op->rma || total <= rd->hdr_len || total > (1ULL << 46)) {
+		sock_stat(s, NNOFI_STAT_FRAMES_MALFORMED, 1);
+		opipe_fail(op);
+		return false;
+	}
+	if ((s->recv_max_size >= 0 && total > (uint64_t)s->recv_max_size) ||
+	    !(rd->m = msg_try_alloc((size_t)total))) {
+		sock_stat(s, NNOFI_STAT_FRAMES_OVERSIZE, 1);
+		opipe_fail(op);
+		return false;
+	}
+	rd->raddr = get_u64be(d->ctl + 8);
+	rd->key = get_u64be(d->ctl + 16);
+	rd->id = get_u64be(d->ctl + 24);
+	memcpy(rd->m->body, d->ctl + RDV_DESC, rd->hdr_len);
+	rd->body_len = (size_t)total - rd->hdr_len;
+	rd->issued = rd->done = 0;
+	struct mr_get_result res;
+	rd->mr = mr_cache_get(op->mrc, rd->m->chunk, rd->m->body + rd->hdr_len, rd->body_len, &res);
+	if (!rd->mr) {
+		msg_free(rd->m);
+		rd->m = NULL;
+		opipe_fail(op);
+		return false;
+	}
+	sock_stat(s, res.hit ? NNOFI_STAT_MR_HITS : NNOFI_STAT_MR_MISSES, 1);
+	sock_stat(s, NNOFI_STAT_MR_EVICTIONS, (uint64_t)res.evicted);
+	sock_stat(s, NNOFI_STAT_MR_BYTES_REGISTERED, res.registered);
+	rd->active = true;
+	rdv_start(op);
+	return !op->base.dead;
+}
+
+/* Feed received stream bytes; returns how many were taken. It stops
+ * early when the pipe dies or a rendezvous read begins (the bytes after
+ * it wait for the read). */
+static size_t feed(struct opipe *op, const uint8_t *data, size_t len)
+{
+	struct decoder *d = &op->dec;
+	struct nnofi_sock *s = op->base.sock;
+	const uint8_t *start = data;
+	while (len > 0 && !op->base.dead && !op->rd.active) {
 		if (!d->sp_done) {
 			size_t n = SP_HEADER_SIZE - d->spgot < len ? SP_HEADER_SIZE - d->spgot : len;
 			memcpy(d->sp + d->spgot, data, n);
@@ -378,7 +627,22 @@ static bool feed(struct opipe *op, const uint8_t *data, size_t len)
 			if (d->spgot == SP_HEADER_SIZE) {
 				d->sp_done = true;
 				if (!handshake_done(op))
-					return false;
+					break;
+			}
+			continue;
+		}
+		if (d->ctl_need) {
+			size_t n = d->ctl_need - d->ctl_got < len ? d->ctl_need - d->ctl_got : len;
+			memcpy(d->ctl + d->ctl_got, data, n);
+			d->ctl_got += n;
+			data += n;
+			len -= n;
+			if (d->ctl_got == d->ctl_need) {
+				size_t clen = d->ctl_need;
+				d->ctl_need = 0;
+				d->fhgot = 0;
+				if (!control_frame(op, clen))
+					break;
 			}
 			continue;
 		}
@@ -390,13 +654,27 @@ static bool feed(struct opipe *op, const uint8_t *data, size_t len)
 			len -= n;
 			if (d->fhgot < 8)
 				continue;
+			if (d->fh[0] == CTL_RDV || d->fh[0] == CTL_ACK) {
+				uint64_t clen = get_u64be(d->fh) & ((1ULL << 56) - 1);
+				bool ok = d->fh[0] == CTL_ACK ? clen == 8
+							      : clen >= RDV_DESC && clen <= RDV_DESC + NNOFI_MAX_HDR;
+				if (!ok) {
+					sock_stat(s, NNOFI_STAT_FRAMES_MALFORMED, 1);
+					opipe_fail(op);
+					break;
+				}
+				d->ctl_kind = d->fh[0];
+				d->ctl_need = (size_t)clen;
+				d->ctl_got = 0;
+				continue;
+			}
 			size_t hsz;
 			uint64_t flen;
 			if (frame_header_decode(d->fh, 8, false, s->recv_max_size, &hsz, &flen) != FRAME_OK ||
 			    flen > (1ULL << 46) || !(d->m = msg_try_alloc((size_t)flen))) {
 				sock_stat(s, NNOFI_STAT_FRAMES_OVERSIZE, 1);
 				opipe_fail(op);
-				return false;
+				break;
 			}
 			d->got = 0;
 		}
@@ -413,11 +691,82 @@ static bool feed(struct opipe *op, const uint8_t *data, size_t len)
 			sock_deliver(s, &op->base, m);
 		}
 	}
-	return !op->base.dead;
+	return (size_t)(data - start);
 }
 
-/* While bytes wait for send buffers, the background thread drives the
- * CQ too: the application may not call into this socket again soon. */
+/* Feed completed receive buffers in order and repost them, until one
+ * waits behind a rendezvous read. */
+static void drain_rx(struct opipe *op)
+{
+	while (op->rx_ready_n && !op->rd.active && !op->base.dead) {
+		int i = op->rx_ready[0];
+		op->rx_off[i] += feed(op, op->rx[i].data + op->rx_off[i], op->rx_len[i] - op->rx_off[i]);
+		if (op->base.dead || op->rx_off[i] < op->rx_len[i])
+			return;
+		memmove(op->rx_ready, op->rx_ready + 1, (size_t)--op->rx_ready_n * sizeof(int));
+		if (post_recv(op, &op->rx[i])) {
+			opipe_fail(op);
+			return;
+		}
+	}
+}
+
+/* Issue the rendezvous reads that fit in flight. */
+static void rdv_start(struct opipe *op)
+{
+	struct rdv_in *rd = &op->rd;
+	for (int i = 0; i < RDV_READS && rd->issued < rd->body_len && !op->base.dead; i++) {
+		if (rd->read_len[i])
+			continue;
+		size_t n = rd->body_len - rd->issued < RDV_PIECE ? rd->body_len - rd->issued : RDV_PIECE;
+		rd->reads[i].kind = CTX_READ;
+		ssize_t rc = fi_read(op->fep, rd->m->body + rd->hdr_len + rd->issued, n, mr_entry_desc(rd->mr),
+				     0, rd->raddr + rd->issued, rd->key, &rd->reads[i].ctx);
+		if (rc == -FI_EAGAIN)
+			return; /* retried on progress */
+		if (rc) {
+			DBG("ofi %p: fi_read: %s\n", (void *)op, fi_strerror((int)-rc));
+			opipe_fail(op);
+			return;
+		}
+		rd->read_len[i] = n;
+		rd->issued += n;
+		rd->inflight++;
+	}
+}
+
+/* A rendezvous read completed: when all are, deliver, ack, go on. */
+static void rdv_read_done(struct opipe *op, struct octx *c)
+{
+	struct rdv_in *rd = &op->rd;
+	int i = (int)((struct octx *)c - rd->reads);
+	rd->done += rd->read_len[i];
+	rd->read_len[i] = 0;
+	rd->inflight--;
+	if (rd->done < rd->body_len) {
+		rdv_start(op);
+		return;
+	}
+	uint8_t id[8];
+	put_u64be(id, rd->id);
+	mr_cache_put(op->mrc, rd->mr);
+	rd->mr = NULL;
+	rd->active = false;
+	nnofi_msg *m = rd->m;
+	rd->m = NULL;
+	sock_stat(op->base.sock, NNOFI_STAT_RENDEZVOUS_RECV, 1);
+	if (!queue_ctl(op, CTL_ACK, id, sizeof(id))) {
+		msg_free(m);
+		opipe_fail(op);
+		return;
+	}
+	sock_deliver(op->base.sock, &op->base, m);
+	drain_rx(op);
+}
+
+/* While bytes wait for send buffers, or a rendezvous is under way, the
+ * background thread drives the CQ too: the application may not call into
+ * this socket again soon. */
 static void watch_backlog(struct opipe *op)
 {
 	if (!op->attached || op->base.dead)
@@ -426,7 +775,8 @@ static void watch_backlog(struct opipe *op)
 	 * (SUB, BUS, SURVEYOR): always, to notice a peer leaving or to read
 	 * ahead, like the background watch of tcp pipes */
 	const struct proto_ops *proto = op->base.sock->proto;
-	bool backlog = op->cur || op->txq.count || proto->send_only || proto->drop_when_full;
+	bool backlog = op->cur || op->txq.count || op->ctl_len || op->outs || op->rd.active ||
+		       proto->send_only || proto->drop_when_full;
 	if (backlog && !op->cq_watched)
 		op->cq_watched = bg_watch_add(&op->cq_watch, EPOLLIN) == 0;
 	else if (!backlog && op->cq_watched) {
@@ -446,6 +796,7 @@ static void progress(struct opipe *op)
 		if (n == -FI_EAVAIL) {
 			struct fi_cq_err_entry err = { 0 };
 			fi_cq_readerr(op->cq, &err, 0);
+			DBG("ofi %p: completion error %d %s\n", (void *)op, err.err, fi_strerror(err.err));
 			if (err.err != FI_ECANCELED)
 				opipe_fail(op);
 			return;
@@ -455,19 +806,24 @@ static void progress(struct opipe *op)
 			return;
 		}
 		for (ssize_t i = 0; i < n && !op->base.dead; i++) {
-			struct obuf *b = ents[i].op_context;
-			if (b->is_tx) {
-				b->busy = false;
-				continue;
-			}
-			if (!feed(op, b->data, ents[i].len))
-				return;
-			if (post_recv(op, b)) {
-				opipe_fail(op);
-				return;
+			struct octx *c = ents[i].op_context;
+			if (c->kind == CTX_TX) {
+				((struct obuf *)c)->busy = false;
+			} else if (c->kind == CTX_READ) {
+				rdv_read_done(op, c);
+			} else {
+				int k = (int)((struct obuf *)c - op->rx);
+				op->rx_len[k] = ents[i].len;
+				op->rx_off[k] = 0;
+				op->rx_ready[op->rx_ready_n++] = k;
+				drain_rx(op);
 			}
 		}
 	}
+	if (op->base.dead)
+		return;
+	if (op->rd.active)
+		rdv_start(op); /* reads the provider refused for now */
 	if (op->base.dead)
 		return;
 	if (tx_pump(op)) {
@@ -530,12 +886,40 @@ static bool opipe_busy(struct pipe *p)
 static bool opipe_sending(struct pipe *p)
 {
 	struct opipe *op = (struct opipe *)p;
-	if (op->cur || op->txq.count)
+	if (op->cur || op->txq.count || op->ctl_len || op->outs)
 		return true;
 	for (int i = 0; i < NTX; i++)
 		if (op->tx[i].busy)
 			return true;
 	return false;
+}
+
+/* Transfers end with the endpoint: drop their messages and registrations,
+ * then the cache (before its domain). */
+static void release_rendezvous(struct opipe *op)
+{
+	if (op->rd.mr)
+		mr_cache_put(op->mrc, op->rd.mr);
+	msg_free(op->rd.m);
+	op->rd = (struct rdv_in){ 0 };
+	if (op->cur_rdv) {
+		mr_cache_put(op->mrc, op->cur_rdv->mr);
+		free(op->cur_rdv);
+		op->cur_rdv = NULL;
+	}
+	while (op->outs) {
+		struct rdv_out *r = op->outs;
+		op->outs = r->next;
+		mr_cache_put(op->mrc, r->mr);
+		msg_free(r->m);
+		free(r);
+	}
+	if (op->mrc)
+		mr_cache_close(op->mrc);
+	op->mrc = NULL;
+	free(op->ctl);
+	op->ctl = NULL;
+	op->ctl_len = op->ctl_cap = 0;
 }
 
 static void release_fids(struct opipe *op)
@@ -551,6 +935,7 @@ static void release_fids(struct opipe *op)
 			fi_close(&b->mr->fid);
 		b->mr = NULL;
 	}
+	release_rendezvous(op);
 	if (op->cq)
 		fi_close(&op->cq->fid);
 	if (op->eq)
@@ -714,6 +1099,26 @@ static void send_sp_header(struct opipe *op)
 		opipe_fail(op);
 }
 
+static struct cm_data cm_data_of(const struct opipe *op)
+{
+	return (struct cm_data){ .magic = "NNOF", .version = 1, .flags = op->rma ? CM_RMA : 0 };
+}
+
+/* The peer's private data in a connection event of n bytes. */
+static bool peer_can_read(const void *ev, ssize_t n)
+{
+	struct cm_data cm;
+	if (n < (ssize_t)(sizeof(struct fi_eq_cm_entry) + sizeof(cm)))
+		return false;
+	memcpy(&cm, (const uint8_t *)ev + sizeof(struct fi_eq_cm_entry), sizeof(cm));
+	return !memcmp(cm.magic, "NNOF", 4) && (cm.flags & CM_RMA);
+}
+
+/* A connection event with room for the peer's private data. */
+struct cm_event {
+	_Alignas(struct fi_eq_cm_entry) uint8_t raw[sizeof(struct fi_eq_cm_entry) + 64];
+};
+
 /* Connection events of one endpoint (background thread). */
 static void eq_event(struct bg_watch *w, uint32_t events)
 {
@@ -723,8 +1128,8 @@ static void eq_event(struct bg_watch *w, uint32_t events)
 	pthread_mutex_lock(&s->mtx);
 	while (!op->base.dead && !op->closing) {
 		uint32_t event;
-		struct fi_eq_cm_entry entry;
-		ssize_t n = fi_eq_read(op->eq, &event, &entry, sizeof(entry), 0);
+		struct cm_event ev;
+		ssize_t n = fi_eq_read(op->eq, &event, &ev, sizeof(ev), 0);
 		if (n == -FI_EAGAIN) {
 			struct fid *fids[1] = { &op->eq->fid };
 			if (fi_trywait(op->fab->fabric, fids, 1) == FI_SUCCESS)
@@ -741,6 +1146,8 @@ static void eq_event(struct bg_watch *w, uint32_t events)
 		DBG("ofi %p: eq event %u\n", (void *)op, event);
 		if (event == FI_CONNECTED) {
 			op->connected = true;
+			if (op->ep->kind == EP_CONNECT) /* the listener's came with FI_CONNREQ */
+				op->peer_rma = peer_can_read(&ev, n);
 			if (!op->sp_sent)
 				send_sp_header(op);
 		} else if (event == FI_SHUTDOWN) {
@@ -795,6 +1202,12 @@ static struct opipe *opipe_new(struct endpoint *ep, struct ofi_fabric *fab, stru
 		DBG("ofi: endpoint set-up failed at step %d: %s\n", step, fi_strerror(-rc));
 		goto fail;
 	}
+	/* ofi_rma=0 only stops rendezvous: the caps stay as selected (the
+	 * sockets provider refuses a peer whose caps differ from its own) */
+	op->rma = (fi->caps & FI_RMA) && ep->sock->ofi_rma;
+	if (!(op->mrc = mr_cache_new(op->domain, fi->domain_attr->mr_mode & FI_MR_VIRT_ADDR,
+				     (size_t)ep->sock->mr_cache_max)))
+		goto fail;
 	for (int i = 0; i < NRX; i++) {
 		if (buf_setup(op, &op->rx[i], false) || post_recv(op, &op->rx[i])) {
 			DBG("ofi: receive buffer %d failed\n", i);
@@ -835,8 +1248,8 @@ static void listener_event(struct bg_watch *w, uint32_t events)
 	pthread_mutex_lock(&s->mtx);
 	while (!oe->stopped) {
 		uint32_t event;
-		struct fi_eq_cm_entry entry;
-		ssize_t n = fi_eq_read(oe->eq, &event, &entry, sizeof(entry), 0);
+		struct cm_event ev;
+		ssize_t n = fi_eq_read(oe->eq, &event, &ev, sizeof(ev), 0);
 		if (n == -FI_EAGAIN)
 			break;
 		if (n < 0) {
@@ -847,10 +1260,17 @@ static void listener_event(struct bg_watch *w, uint32_t events)
 		DBG("ofi listener: event %u\n", event);
 		if (event != FI_CONNREQ)
 			continue;
+		struct fi_eq_cm_entry entry;
+		memcpy(&entry, &ev, sizeof(entry));
 		struct opipe *op = opipe_new(lep, oe->fab, entry.info);
 		if (!op) {
 			fi_reject(oe->pep, entry.info->handle, NULL, 0);
-		} else if (fi_accept(op->fep, NULL, 0)) {
+			fi_freeinfo(entry.info);
+			continue;
+		}
+		op->peer_rma = peer_can_read(&ev, n);
+		struct cm_data cm = cm_data_of(op);
+		if (fi_accept(op->fep, &cm, sizeof(cm))) {
 			release_fids(op);
 			opipe_destroy(&op->base);
 		} else {
@@ -945,7 +1365,8 @@ static void dial(struct endpoint *ep)
 		return;
 	struct opipe *op = opipe_new(ep, oe->fab, oe->info);
 	DBG("ofi dial: pipe %p\n", (void *)op);
-	if (!op || fi_connect(op->fep, oe->info->dest_addr, NULL, 0)) {
+	struct cm_data cm = op ? cm_data_of(op) : (struct cm_data){ 0 };
+	if (!op || fi_connect(op->fep, oe->info->dest_addr, &cm, sizeof(cm))) {
 		if (op) {
 			release_fids(op);
 			opipe_destroy(&op->base);

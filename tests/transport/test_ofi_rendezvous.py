@@ -1,0 +1,282 @@
+"""ofi:// large messages: rendezvous (the receiver fi_reads the sender's
+registered buffer), the registration cache, the fallback where a side has
+no FI_RMA, peer death mid-transfer, and a 256 MiB numpy array crossing
+between two processes without a copy on either side."""
+import gc
+import hashlib
+import multiprocessing as mp
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import nnofi
+from nnofi._native import ffi, lib
+
+from test_ofi import TESTED, url_for
+
+OPTS = dict(recv_timeout=10000, send_timeout=10000, recv_max_size=-1)
+BIG = 1 << 20  # over the default rendezvous_min (128 KiB)
+
+
+@pytest.fixture(params=TESTED)
+def provider(request):
+    return request.param
+
+
+def readonly(nbytes, seed=1):
+    """A read-only array: send() may keep it (zero copy) instead of copying."""
+    arr = (np.arange(nbytes // 8, dtype=np.uint64) * np.uint64(2654435761) + np.uint64(seed))
+    arr.flags.writeable = False
+    return arr
+
+
+def mr_live():
+    count, nbytes = ffi.new("uint64_t *"), ffi.new("uint64_t *")
+    lib.nnofi_mr_live(count, nbytes)
+    return count[0], nbytes[0]
+
+
+def wait_until(predicate, what, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting: {what}"
+        time.sleep(0.01)
+
+
+def pull_push(provider, pull_opts=None, push_opts=None):
+    pull = nnofi.Pull(**OPTS, **(pull_opts or {}))
+    push = nnofi.Push(**OPTS, **(push_opts or {}))
+    push.connect(pull.bind(url_for(provider)).url)
+    return pull, push
+
+
+@pytest.mark.parametrize("size", [BIG // 8 - 1, 128 * 1024, BIG, 5 * BIG + 3, 9 * 4 * BIG + 8])
+def test_big_messages_go_by_rendezvous(provider, size):
+    pull, push = pull_push(provider)
+    with pull, push:
+        payload = readonly(size - size % 8).tobytes() + b"t" * (size % 8)
+        for _ in range(2):
+            push.send(payload)
+            assert pull.recv_msg() == payload
+        expect = 2 if size >= 128 * 1024 else 0
+        assert push.stats["rendezvous_sent"] == expect
+        assert pull.stats["rendezvous_recv"] == expect
+
+
+def test_order_kept_between_eager_and_rendezvous(provider):
+    pull, push = pull_push(provider)
+    with pull, push:
+        sent = [bytes([i]) * ((3 * BIG if i % 3 == 0 else 100) + i) for i in range(40)]
+        got = []
+        receiver = threading.Thread(target=lambda: got.extend(pull.recv() for _ in sent), daemon=True)
+        receiver.start()
+        for m in sent:
+            push.send(m)
+        receiver.join(30)
+        assert not receiver.is_alive(), f"{len(got)} of {len(sent)} arrived"
+        assert got == sent
+        assert pull.stats["rendezvous_recv"] == 14
+
+
+def test_writable_buffer_is_copied_then_sent(provider):
+    pull, push = pull_push(provider)
+    with pull, push:
+        arr = np.arange(BIG // 8, dtype=np.int64)  # writable: send copies it first
+        push.send(arr)
+        arr[:] = -1  # the caller may reuse it at once
+        got = np.frombuffer(pull.recv_msg(), dtype=np.int64)
+        assert np.array_equal(got, np.arange(BIG // 8, dtype=np.int64))
+        assert push.stats["rendezvous_sent"] == 1
+
+
+def test_rendezvous_can_be_turned_off(provider):
+    pull, push = pull_push(provider, push_opts=dict(rendezvous_min=-1))
+    with pull, push:
+        payload = readonly(4 * BIG).tobytes()
+        push.send(payload)
+        assert pull.recv() == payload
+        assert push.stats["rendezvous_sent"] == 0
+
+
+@pytest.mark.parametrize("side", ["receiver", "sender"])
+def test_a_side_without_rma_gets_the_bytes_copied(provider, side):
+    """ofi_rma=0 makes a side behave as on a provider without FI_RMA: the
+    connection's private data tells the peer, which then copies too."""
+    no_rma = dict(ofi_rma=0)
+    pull, push = pull_push(
+        provider, pull_opts=no_rma if side == "receiver" else None, push_opts=no_rma if side == "sender" else None
+    )
+    with pull, push:
+        payload = readonly(3 * BIG + 8).tobytes()
+        for _ in range(3):
+            push.send(payload)
+            assert pull.recv() == payload
+        assert push.stats["rendezvous_sent"] == 0
+        assert pull.stats["rendezvous_recv"] == 0
+
+
+def test_resending_the_same_buffer_hits_the_cache(provider):
+    with nnofi.Pair(**OPTS) as a, nnofi.Pair(**OPTS) as b:
+        b.connect(a.bind(url_for(provider)).url)
+        a.send(readonly(2 * BIG))
+        msg = b.recv_msg()  # registered by b's connection when b read it into place
+        for _ in range(3):
+            b.send_msg(msg)
+            assert a.recv_msg() == msg
+        assert b.stats["mr_hits"] == 3
+        assert b.stats["mr_misses"] == 1
+
+
+def test_cache_evicts_idle_registrations_over_its_limit(provider):
+    pull, push = pull_push(provider, pull_opts=dict(mr_cache_max=3 * BIG))
+    with pull, push:
+        live0 = mr_live()[0]
+        held = []
+        for i in range(6):
+            push.send(readonly(BIG, seed=i))
+            held.append(pull.recv_msg())  # keeps each body (and its registration, unless evicted)
+        assert pull.stats["mr_misses"] == 6
+        assert pull.stats["mr_evictions"] == 3, pull.stats
+        wait_until(lambda: mr_live()[0] - live0 == 3, "the sender's registrations go with its acks")
+        for i, m in enumerate(held):
+            assert m == readonly(BIG, seed=i).tobytes()
+
+
+def test_registration_goes_with_the_last_reference(provider):
+    pull, push = pull_push(provider)
+    with pull, push:
+        before = mr_live()
+        push.send(readonly(2 * BIG))
+        msg = pull.recv_msg()
+        view = memoryview(msg)
+        wait_until(lambda: mr_live() == (before[0] + 1, before[1] + 2 * BIG), "the sender's goes with its ack")
+        del msg
+        assert mr_live()[0] == before[0] + 1, "a view still holds the body"
+        view.release()
+        assert mr_live() == before
+
+
+def _send_then_die(url, nbytes, delay):
+    with nnofi.Push(send_timeout=10000) as push:
+        push.connect(url)
+        push.send(readonly(nbytes))
+        time.sleep(delay)
+        os._exit(0)  # no close, no linger: as if the node died
+
+
+def test_peer_death_mid_transfer_breaks_only_that_pipe(provider):
+    pull = nnofi.Pull(recv_timeout=3000, recv_max_size=-1)
+    with pull:
+        url = pull.bind(url_for(provider)).url
+        proc = mp.get_context("spawn").Process(target=_send_then_die, args=(url, 256 << 20, 0.05))
+        proc.start()
+        try:
+            got = None
+            try:
+                got = pull.recv_msg()
+            except nnofi.Timeout:
+                pass
+        finally:
+            proc.join(20)
+            if proc.is_alive():
+                proc.kill()
+        if got is not None:  # the read won the race: then it must be whole
+            assert hashlib.sha256(got).digest() == hashlib.sha256(readonly(256 << 20)).digest()
+        else:
+            assert pull.stats["pipes_broken"] >= 1, pull.stats
+        with nnofi.Push(**OPTS) as push:  # the socket still works
+            push.connect(url)
+            push.send(readonly(2 * BIG))
+            pull.recv_timeout = 10000
+            assert pull.recv() == readonly(2 * BIG).tobytes()
+
+
+# -- 256 MiB between two processes: RSS grows by the array, no more -----------
+
+
+def _vm(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(field)
+
+
+def _big_sender(url, nbytes, conn):
+    arr = readonly(nbytes)
+    digest = hashlib.sha256(arr).hexdigest()
+    with nnofi.Push(send_timeout=30000) as push:
+        push.connect(url)
+        base = _vm("VmHWM")
+        push.send(arr)
+        conn.recv()  # the receiver has it
+        conn.send((digest, _vm("VmHWM") - base))
+
+
+def _big_receiver(conn, bind_url):
+    with nnofi.Pull(recv_timeout=30000, recv_max_size=-1) as pull:
+        conn.send(pull.bind(bind_url).url)
+        base = _vm("VmHWM")
+        msg = pull.recv_msg()
+        grew = _vm("VmHWM") - base
+        conn.send((len(msg), hashlib.sha256(msg).hexdigest(), grew, pull.stats["rendezvous_recv"]))
+
+
+def test_256mib_array_crosses_without_copies(provider):
+    nbytes = 256 << 20
+    ctx = mp.get_context("spawn")
+    r_parent, r_child = ctx.Pipe()
+    s_parent, s_child = ctx.Pipe()
+    receiver = ctx.Process(target=_big_receiver, args=(r_child, url_for(provider)))
+    receiver.start()
+    sender = None
+    try:
+        assert r_parent.poll(30), "receiver did not start"
+        url = r_parent.recv()
+        sender = ctx.Process(target=_big_sender, args=(url, nbytes, s_child))
+        sender.start()
+        assert r_parent.poll(60), "the array did not arrive"
+        length, r_digest, r_grew, rendezvous = r_parent.recv()
+        s_parent.send("got it")
+        assert s_parent.poll(30)
+        s_digest, s_grew = s_parent.recv()
+    finally:
+        for p in (receiver, sender):
+            if p is not None:
+                p.join(20)
+                if p.is_alive():
+                    p.kill()
+    print(f"\n{provider}: receiver peak RSS {r_grew / 2**20:+.0f} MiB, sender {s_grew / 2**20:+.0f} MiB "
+          f"for a {nbytes >> 20} MiB array")
+    assert length == nbytes
+    assert r_digest == s_digest
+    assert rendezvous == 1
+    assert r_grew < nbytes + (64 << 20)
+    assert s_grew < 64 << 20
+
+
+def test_connections_give_back_fds_threads_and_registrations(provider):
+    def snapshot():
+        gc.collect()  # a socket and its Endpoints refer to each other
+        return len(os.listdir("/proc/self/fd")), len(os.listdir("/proc/self/task")), mr_live()
+
+    payload = readonly(BIG).tobytes()
+
+    def cycle():
+        pull, push = pull_push(provider)
+        with pull, push:
+            push.send(payload)
+            push.send(b"small")
+            msg = pull.recv_msg()
+            assert pull.recv() == b"small"
+            assert msg == payload
+            del msg
+
+    cycle()
+    before = snapshot()
+    for _ in range(100):
+        cycle()
+    wait_until(lambda: snapshot() == before, f"{before} again, not {snapshot()}")
