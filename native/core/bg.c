@@ -23,6 +23,7 @@ static struct {
 	struct bg_watch wake;
 	pthread_mutex_t mtx;
 	struct bg_timer *timers;
+	int64_t wakes_at; /* when the thread's sleep ends by itself (ms) */
 	struct deferred *deferred, *deferred_tail;
 } bg = { .mtx = PTHREAD_MUTEX_INITIALIZER };
 static pthread_mutex_t start_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -40,12 +41,18 @@ static int next_timeout_locked(void)
 	for (struct bg_timer *t = bg.timers; t; t = t->next)
 		if (t->when < first)
 			first = t->when;
-	if (first == INT64_MAX)
+	int64_t now = now_ms();
+	if (first == INT64_MAX) {
+		bg.wakes_at = INT64_MAX;
 		return -1;
-	int64_t d = first - now_ms();
+	}
+	int64_t d = first - now;
 	if (d < 0)
-		return 0;
-	return d > 60000 ? 60000 : (int)d;
+		d = 0;
+	if (d > 60000)
+		d = 60000;
+	bg.wakes_at = now + d;
+	return (int)d;
 }
 
 static void fire_due_timers(void)
@@ -90,7 +97,9 @@ static void *bg_main(void *unused)
 	struct epoll_event evs[64];
 	for (;;) {
 		pthread_mutex_lock(&bg.mtx);
-		int timeout = bg.deferred ? 0 : next_timeout_locked();
+		int timeout = next_timeout_locked();
+		if (bg.deferred)
+			timeout = 0;
 		pthread_mutex_unlock(&bg.mtx);
 		int n = epoll_wait(bg.epfd, evs, 64, timeout);
 		for (int i = 0; i < n; i++) {
@@ -135,6 +144,7 @@ static void bg_after_fork_child(void)
 	close(bg.epfd);
 	close(bg.evfd);
 	bg.timers = NULL;
+	bg.wakes_at = 0;
 	bg.deferred = bg.deferred_tail = NULL;
 	pthread_mutex_init(&bg.mtx, NULL);
 	pthread_mutex_init(&start_mtx, NULL);
@@ -184,8 +194,12 @@ bool bg_timer_arm(struct bg_timer *t, int64_t when)
 		t->armed = true;
 	}
 	t->when = when;
+	/* a timer due after the thread wakes anyway needs no wake-up: a REQ
+	 * re-arms its resend timer on every request */
+	bool poke = when < bg.wakes_at;
 	pthread_mutex_unlock(&bg.mtx);
-	bg_poke();
+	if (poke)
+		bg_poke();
 	return was_armed;
 }
 

@@ -699,6 +699,20 @@ static void handle_event(struct nnofi_sock *s, struct epoll_event *ev)
 		p->ops->read_ready(p);
 }
 
+/* Pipes on libfabric (sock locked): read the completions of those that
+ * have some; true if any had. */
+static bool progress_fabric_pipes(struct nnofi_sock *s)
+{
+	bool work = false;
+	for (int i = s->npipes - 1; s->trywait_pipes && i >= 0; i--) {
+		if (i < s->npipes && s->pipes[i]->ops->busy && s->pipes[i]->ops->busy(s->pipes[i])) {
+			s->pipes[i]->ops->read_ready(s->pipes[i]);
+			work = true;
+		}
+	}
+	return work;
+}
+
 /* Poll the pipes in this thread until deadline (sock locked; unlocked
  * while waiting). */
 static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
@@ -706,12 +720,7 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 	struct epoll_event evs[32];
 	bool work = false;
 	/* libfabric completion fds may only be slept on after fi_trywait */
-	for (int i = s->npipes - 1; s->trywait_pipes && i >= 0; i--) {
-		if (i < s->npipes && s->pipes[i]->ops->busy && s->pipes[i]->ops->busy(s->pipes[i])) {
-			s->pipes[i]->ops->read_ready(s->pipes[i]);
-			work = true;
-		}
-	}
+	work = progress_fabric_pipes(s);
 	s->polling = true;
 	atomic_store(&s->sleeping, true);
 	int timeout;
@@ -729,11 +738,20 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 		/* A reply often comes within microseconds: look before sleeping,
 		 * since a wake-up from epoll_wait costs tens of them on a VM. */
 		int64_t until = mono_ns() + s->spin_us * 1000;
-		do
+		do {
 			n = epoll_wait(s->epfd, evs, 32, 0);
-		while (n == 0 && mono_ns() < until);
+			if (n == 0 && s->trywait_pipes) {
+				/* a provider's fd may signal only once its progress
+				 * runs: drive it from here rather than wait */
+				pthread_mutex_lock(&s->mtx);
+				work = progress_fabric_pipes(s);
+				pthread_mutex_unlock(&s->mtx);
+				if (work)
+					timeout = 0;
+			}
+		} while (n == 0 && !work && mono_ns() < until);
 	}
-	if (n == 0)
+	if (n == 0 && !(work && timeout == 0))
 		n = epoll_wait(s->epfd, evs, 32, timeout);
 	pthread_mutex_lock(&s->mtx);
 	atomic_store(&s->sleeping, false);

@@ -288,6 +288,7 @@ struct opipe {
 	struct fid_cq *cq;
 	int eq_fd, cq_fd;
 	struct bg_watch eq_watch, cq_watch;
+	struct bg_timer eq_rearm;
 	bool connected, attached, closing, cq_watched;
 	struct obuf rx[NRX], tx[NTX];
 	struct decoder dec;
@@ -550,6 +551,7 @@ static bool handshake_done(struct opipe *op);
 static void send_sp_header(struct opipe *op);
 
 static void rdv_start(struct opipe *op);
+static void eq_drain(struct opipe *op);
 
 /* A control frame is complete. False if the pipe died. */
 static bool control_frame(struct opipe *op, size_t ctl_len)
@@ -785,25 +787,27 @@ static void watch_backlog(struct opipe *op)
 	}
 }
 
-/* Drain the completion queue (sock locked). */
-static void progress(struct opipe *op)
+/* Drain the completion queue (sock locked); true if there were any. */
+static bool progress(struct opipe *op)
 {
 	struct fi_cq_msg_entry ents[16];
+	bool any = false;
 	for (int round = 0; round < 64 && !op->base.dead; round++) {
 		ssize_t n = fi_cq_read(op->cq, ents, 16);
 		if (n == -FI_EAGAIN)
 			break;
+		any = true;
 		if (n == -FI_EAVAIL) {
 			struct fi_cq_err_entry err = { 0 };
 			fi_cq_readerr(op->cq, &err, 0);
 			DBG("ofi %p: completion error %d %s\n", (void *)op, err.err, fi_strerror(err.err));
 			if (err.err != FI_ECANCELED)
 				opipe_fail(op);
-			return;
+			return true;
 		}
 		if (n < 0) {
 			opipe_fail(op);
-			return;
+			return true;
 		}
 		for (ssize_t i = 0; i < n && !op->base.dead; i++) {
 			struct octx *c = ents[i].op_context;
@@ -821,17 +825,22 @@ static void progress(struct opipe *op)
 		}
 	}
 	if (op->base.dead)
-		return;
+		return true;
+	if (op->attached)
+		eq_drain(op); /* the peer may have left (the bg watch is lazy) */
+	if (op->base.dead)
+		return true;
 	if (op->rd.active)
 		rdv_start(op); /* reads the provider refused for now */
 	if (op->base.dead)
-		return;
+		return true;
 	if (tx_pump(op)) {
 		opipe_fail(op);
-		return;
+		return true;
 	}
 	update_writable(op);
 	watch_backlog(op);
+	return any;
 }
 
 /* ---- pipe ops -------------------------------------------------------- */
@@ -952,6 +961,7 @@ static void opipe_close(struct pipe *p)
 	struct opipe *op = (struct opipe *)p;
 	op->closing = true;
 	bg_watch_del(&op->eq_watch);
+	bg_timer_cancel(&op->eq_rearm);
 	if (op->cq_watched)
 		bg_watch_del(&op->cq_watch);
 	struct epoll_event ev = { 0 };
@@ -996,6 +1006,7 @@ struct ofi_ep {
 	struct fid_pep *pep;
 	int eq_fd;
 	struct bg_watch watch;
+	struct bg_timer rearm;
 	bool stopped;
 	struct endpoint *ep;
 	struct opipe *pending; /* dialer: the connection being made */
@@ -1036,6 +1047,7 @@ static void opipe_fail(struct opipe *op)
 	}
 	op->base.dead = true;
 	bg_watch_del(&op->eq_watch);
+	bg_timer_cancel(&op->eq_rearm);
 	if (op->cq_watched)
 		bg_watch_del(&op->cq_watch);
 	unattached_remove(op);
@@ -1119,29 +1131,21 @@ struct cm_event {
 	_Alignas(struct fi_eq_cm_entry) uint8_t raw[sizeof(struct fi_eq_cm_entry) + 64];
 };
 
-/* Connection events of one endpoint (background thread). */
-static void eq_event(struct bg_watch *w, uint32_t events)
+/* Read the connection events there are (sock locked). */
+static void eq_drain(struct opipe *op)
 {
-	struct opipe *op = (struct opipe *)((char *)w - offsetof(struct opipe, eq_watch));
-	struct nnofi_sock *s = op->base.sock;
-	(void)events;
-	pthread_mutex_lock(&s->mtx);
 	while (!op->base.dead && !op->closing) {
 		uint32_t event;
 		struct cm_event ev;
 		ssize_t n = fi_eq_read(op->eq, &event, &ev, sizeof(ev), 0);
-		if (n == -FI_EAGAIN) {
-			struct fid *fids[1] = { &op->eq->fid };
-			if (fi_trywait(op->fab->fabric, fids, 1) == FI_SUCCESS)
-				break; /* the fd will signal the next event */
-			continue;
-		}
+		if (n == -FI_EAGAIN)
+			return;
 		if (n < 0) {
 			struct fi_eq_err_entry err = { 0 };
 			fi_eq_readerr(op->eq, &err, 0);
 			DBG("ofi %p: eq error %zd %d %s\n", (void *)op, n, err.err, fi_strerror(err.err));
 			opipe_fail(op); /* refused, unreachable, reset */
-			break;
+			return;
 		}
 		DBG("ofi %p: eq event %u\n", (void *)op, event);
 		if (event == FI_CONNECTED) {
@@ -1153,6 +1157,40 @@ static void eq_event(struct bg_watch *w, uint32_t events)
 		} else if (event == FI_SHUTDOWN) {
 			opipe_fail(op);
 		}
+	}
+}
+
+/* The EQ's fd also polls readable while data waits on the connection
+ * (tcp provider), so a level-triggered watch would wake this thread for
+ * every message. It is one-shot: re-armed at once while connecting, and
+ * EQ_REARM_MS later once attached (progress() reads the EQ meanwhile, so
+ * an active pipe sees the peer leave at once, an idle one within that). */
+#define EQ_REARM_MS 100
+
+static void eq_rearm_fire(struct bg_timer *t)
+{
+	struct opipe *op = (struct opipe *)((char *)t - offsetof(struct opipe, eq_rearm));
+	pthread_mutex_lock(&op->base.sock->mtx);
+	if (!op->base.dead && !op->closing)
+		bg_watch_mod(&op->eq_watch, EPOLLIN | EPOLLONESHOT);
+	pthread_mutex_unlock(&op->base.sock->mtx);
+}
+
+/* Connection events of one endpoint (background thread). */
+static void eq_event(struct bg_watch *w, uint32_t events)
+{
+	struct opipe *op = (struct opipe *)((char *)w - offsetof(struct opipe, eq_watch));
+	struct nnofi_sock *s = op->base.sock;
+	(void)events;
+	pthread_mutex_lock(&s->mtx);
+	eq_drain(op);
+	if (!op->base.dead && !op->closing) {
+		struct fid *fids[1] = { &op->eq->fid };
+		fi_trywait(op->fab->fabric, fids, 1); /* before the fd is slept on */
+		if (op->attached)
+			bg_timer_arm(&op->eq_rearm, now_ms() + EQ_REARM_MS);
+		else
+			bg_watch_mod(&op->eq_watch, EPOLLIN | EPOLLONESHOT);
 	}
 	pthread_mutex_unlock(&s->mtx);
 }
@@ -1166,7 +1204,10 @@ static void cq_event(struct bg_watch *w, uint32_t events)
 	(void)events;
 	pthread_mutex_lock(&s->mtx);
 	for (int i = 0; i < 16 && !op->base.dead && !op->closing && op->cq_watched; i++) {
-		progress(op);
+		/* a caller asleep on the same fd may have lost the wake-up to us
+		 * (a send completing while close lingers, say) */
+		if (progress(op))
+			sock_kick_locked(s);
 		if (!op->base.dead && op->cq_watched && !opipe_busy(&op->base))
 			break; /* fi_trywait: the fd will signal what comes next */
 	}
@@ -1219,6 +1260,7 @@ static struct opipe *opipe_new(struct endpoint *ep, struct ofi_fabric *fab, stru
 			goto fail;
 	op->eq_watch.fd = op->eq_fd;
 	op->eq_watch.on_event = eq_event;
+	op->eq_rearm.fire = eq_rearm_fire;
 	op->cq_watch.fd = op->cq_fd;
 	op->cq_watch.on_event = cq_event;
 	return op;
@@ -1233,11 +1275,15 @@ static void watch_unattached(struct opipe *op)
 	struct ofi_ep *oe = op->ep->tdata;
 	op->next_unattached = oe->unattached;
 	oe->unattached = op;
-	bg_watch_add(&op->eq_watch, EPOLLIN);
+	bg_watch_add(&op->eq_watch, EPOLLIN | EPOLLONESHOT);
 	op->cq_watched = bg_watch_add(&op->cq_watch, EPOLLIN) == 0;
 }
 
 /* ---- listeners ------------------------------------------------------------ */
+
+/* After a wake-up with no connection request: the longest a new
+ * connection may wait while data flows on others. */
+#define LISTENER_REARM_MS 5
 
 static void listener_event(struct bg_watch *w, uint32_t events)
 {
@@ -1246,12 +1292,14 @@ static void listener_event(struct bg_watch *w, uint32_t events)
 	struct nnofi_sock *s = lep->sock;
 	(void)events;
 	pthread_mutex_lock(&s->mtx);
+	bool any = false;
 	while (!oe->stopped) {
 		uint32_t event;
 		struct cm_event ev;
 		ssize_t n = fi_eq_read(oe->eq, &event, &ev, sizeof(ev), 0);
 		if (n == -FI_EAGAIN)
 			break;
+		any = true;
 		if (n < 0) {
 			struct fi_eq_err_entry err = { 0 };
 			fi_eq_readerr(oe->eq, &err, 0);
@@ -1278,7 +1326,24 @@ static void listener_event(struct bg_watch *w, uint32_t events)
 		}
 		fi_freeinfo(entry.info);
 	}
+	/* one-shot, like a pipe's EQ watch: the fd also polls readable while
+	 * any connection of the fabric has data waiting */
+	if (!oe->stopped) {
+		if (any)
+			bg_watch_mod(&oe->watch, EPOLLIN | EPOLLONESHOT);
+		else
+			bg_timer_arm(&oe->rearm, now_ms() + LISTENER_REARM_MS);
+	}
 	pthread_mutex_unlock(&s->mtx);
+}
+
+static void listener_rearm_fire(struct bg_timer *t)
+{
+	struct ofi_ep *oe = (struct ofi_ep *)((char *)t - offsetof(struct ofi_ep, rearm));
+	pthread_mutex_lock(&oe->ep->sock->mtx);
+	if (!oe->stopped)
+		bg_watch_mod(&oe->watch, EPOLLIN | EPOLLONESHOT);
+	pthread_mutex_unlock(&oe->ep->sock->mtx);
 }
 
 static void ofi_stop(struct endpoint *ep);
@@ -1340,7 +1405,8 @@ int ofi_bind(struct endpoint *ep)
 	describe(ep, oe, port);
 	oe->watch.fd = oe->eq_fd;
 	oe->watch.on_event = listener_event;
-	if (bg_watch_add(&oe->watch, EPOLLIN)) {
+	oe->rearm.fire = listener_rearm_fire;
+	if (bg_watch_add(&oe->watch, EPOLLIN | EPOLLONESHOT)) {
 		rc = EIO;
 		goto fail;
 	}
@@ -1408,6 +1474,7 @@ static void ofi_stop(struct endpoint *ep)
 	oe->stopped = true;
 	if (oe->eq)
 		bg_watch_del(&oe->watch);
+	bg_timer_cancel(&oe->rearm);
 	/* the port is free when stop returns, so it can be bound again */
 	if (oe->pep)
 		fi_close(&oe->pep->fid);
