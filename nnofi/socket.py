@@ -6,7 +6,7 @@ import threading
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 from ._native import ffi, lib
-from .errors import BadURL, Closed, Error, from_errno
+from .errors import BadURL, Closed, Error, NotSupported, from_errno
 from .message import Message
 from .options import OPTIONS, STATS
 from .url import explain as explain_url
@@ -139,6 +139,12 @@ class Socket:
                 raise BadURL(f"{kind} {url!r}: {explain_url(url, kind)}", rc)
             if rc == errno.ENODEV and url.startswith("ofi://"):
                 raise BadURL(f"{kind} {url!r}: {explain_ofi(url)}", rc)
+            if rc == errno.ENOTSUP and url.startswith("ofi://"):
+                raise NotSupported(
+                    f"{kind} {url!r}: that is an shm listener of this same process; libfabric's shm "
+                    "cannot connect two endpoints of one process safely: use inproc:// within a process",
+                    rc,
+                )
             self._check(rc, f"{kind} {url!r}")
         ep = Endpoint(self, ep_id[0], ffi.string(real).decode(), kind)
         self._endpoints.append(ep)

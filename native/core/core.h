@@ -266,6 +266,7 @@ struct nnofi_sock {
 	bool wake_signaled;
 	atomic_int inproc_pending; /* inproc pipes with queued messages */
 	int trywait_pipes; /* pipes with ops->busy (ofi) */
+	int polled_pipes;  /* ... of which without a wait fd */
 
 	/* The send call in progress: a stream pipe that keeps writing from
 	 * the caller's buffer after a partial write records the token, the

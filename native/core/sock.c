@@ -542,6 +542,8 @@ bool sock_add_pipe(struct nnofi_sock *s, struct pipe *p)
 	s->pipes[s->npipes++] = p;
 	if (p->ops->busy)
 		s->trywait_pipes++;
+	if (p->ops->busy && p->fd < 0)
+		s->polled_pipes++;
 	atomic_fetch_add(&nnofi_live_pipes, 1);
 	sock_stat(s, NNOFI_STAT_PIPES_OPENED, 1);
 	if (p->ep)
@@ -571,6 +573,8 @@ void sock_remove_pipe(struct nnofi_sock *s, struct pipe *p, bool broken)
 	s->pipes[i] = s->pipes[--s->npipes];
 	if (p->ops->busy)
 		s->trywait_pipes--;
+	if (p->ops->busy && p->fd < 0)
+		s->polled_pipes--;
 	recvq_orphan(s, p);
 	p->dead = true;
 	p->broken = broken;
@@ -699,6 +703,11 @@ static void handle_event(struct nnofi_sock *s, struct epoll_event *ev)
 		p->ops->read_ready(p);
 }
 
+/* Pipes without a wait fd (ofi RDM: shm, rxm) are looked at by the
+ * background thread only every millisecond or so: a waiting caller spins
+ * at least this long (unless spinning is off) so replies find it awake. */
+#define POLLED_SPIN_US 1000
+
 /* Pipes on libfabric (sock locked): read the completions of those that
  * have some; true if any had. */
 static bool progress_fabric_pipes(struct nnofi_sock *s)
@@ -734,10 +743,13 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 	}
 	pthread_mutex_unlock(&s->mtx);
 	int n = 0;
-	if (timeout != 0 && s->spin_us > 0) {
+	int64_t spin_us = s->spin_us;
+	if (s->polled_pipes && spin_us > 0 && spin_us < POLLED_SPIN_US)
+		spin_us = POLLED_SPIN_US;
+	if (timeout != 0 && spin_us > 0) {
 		/* A reply often comes within microseconds: look before sleeping,
 		 * since a wake-up from epoll_wait costs tens of them on a VM. */
-		int64_t until = mono_ns() + s->spin_us * 1000;
+		int64_t until = mono_ns() + spin_us * 1000;
 		do {
 			n = epoll_wait(s->epfd, evs, 32, 0);
 			if (n == 0 && s->trywait_pipes) {

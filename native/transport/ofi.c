@@ -1,5 +1,7 @@
-/* ofi://IP:PORT[@FABRIC[:PROVIDER]]: SP over libfabric connected (FI_EP_MSG)
- * endpoints: tcp, sockets, verbs.
+/* ofi://IP:PORT[@FABRIC[:PROVIDER]]: SP over libfabric, on connected
+ * endpoints (FI_EP_MSG: tcp, sockets, verbs) or reliable datagrams
+ * (FI_EP_RDM: shm, tcp;ofi_rxm, udp;ofi_rxd) with a handshake of nnofi's
+ * own that gives every pipe an endpoint of its own (see "RDM connections").
  *
  * Each direction carries the SP byte stream of tcp:// (8-byte SP header,
  * then frames of a 64-bit length and payload) cut into messages of at most
@@ -7,7 +9,7 @@
  * messages queued together share one fi_send. Connection events (EQ) go
  * to the background thread; completions (CQ, FI_WAIT_FD) are polled by
  * whichever caller waits on the socket, like the fd of a tcp pipe, with
- * fi_trywait before it sleeps.
+ * fi_trywait before it sleeps (MSG).
  *
  * Large messages go by rendezvous where both sides have FI_RMA (they say
  * so in the connection's private data): the sender puts a descriptor in
@@ -21,7 +23,9 @@
  * it on the same connection, as tcp does). Without FI_RMA, or below
  * rendezvous_min, bytes are copied through the buffers.
  *
- * Not yet: RDM endpoints (shm, rxm). */
+ * RDM CQs are polled rather than slept on (shm has no wait fd; rxm's
+ * misses the progress its connections need): by a waiting caller while it
+ * spins, and by the background thread every POLL_MS. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -48,6 +52,7 @@
 #include "core.h"
 #include "framing.h"
 #include "mr_cache.h"
+#include "shm_local.h"
 
 #define OFI_VERSION FI_VERSION(1, 9)
 #define DBG(...) do { if (getenv("NNOFI_DEBUG")) fprintf(stderr, __VA_ARGS__); } while (0)
@@ -59,10 +64,25 @@
  * these (real lengths stay below 2^46), then the control body. */
 #define CTL_RDV 0x80 /* u64 total, u64 remote addr, u64 key, u64 id, SP header words */
 #define CTL_ACK 0x81 /* u64 id: the peer has read rendezvous `id` */
+#define CTL_BYE 0x82 /* empty: the peer closes (RDM has no FI_SHUTDOWN) */
+#define CTL_PING 0x83 /* empty: RDM heartbeat */
 #define RDV_DESC 32
 #define CTL_MAX (8 + RDV_DESC + NNOFI_MAX_HDR)
 #define RDV_PIECE (4u << 20) /* bytes per fi_read */
 #define RDV_READS 4          /* reads in flight per pipe */
+
+/* RDM: a CQ without wait fd is polled this often by the background
+ * thread (a waiting caller polls it itself while it spins); a dialer that
+ * hears nothing back within HANDSHAKE_MS tries again. */
+#define POLL_MS 1
+#define HANDSHAKE_MS 2000
+/* RDM has no connection to break when a peer dies: each side pings every
+ * HEARTBEAT_MS, and a pipe that hears nothing for PEER_TIMEOUT_MS is
+ * broken. */
+#define HEARTBEAT_MS 500
+#define PEER_TIMEOUT_MS 3000
+#define NHELLO 4
+#define HELLO_MAX 256
 
 /* Connection private data: which side can read the other's memory. */
 struct cm_data {
@@ -125,17 +145,27 @@ static int ofi_addr_parse(const char *rest, struct ofi_addr *a)
 /* Providers in order of preference when the URL names none. */
 static const char *const preferred[] = { "verbs", "tcp", "sockets" };
 
-static struct fi_info *ofi_hints(const struct ofi_addr *a, const char *prov, bool rma)
+/* What a selection tries: endpoint type, FI_RMA or not, and for RDM
+ * whether the provider is addressed by IP:port or by name (shm). */
+struct choice {
+	enum fi_ep_type type;
+	bool rma, named;
+};
+
+static struct fi_info *ofi_hints(const struct ofi_addr *a, const char *prov, struct choice c)
 {
 	struct fi_info *h = fi_allocinfo();
 	if (!h)
 		return NULL;
-	h->ep_attr->type = FI_EP_MSG;
+	h->ep_attr->type = c.type;
+	bool rma = c.rma;
+	if (c.type == FI_EP_RDM) /* the SP stream is cut into messages: keep them in order */
+		h->tx_attr->msg_order = h->rx_attr->msg_order = FI_ORDER_SAS;
 	h->caps = FI_MSG | (rma ? FI_RMA | FI_READ | FI_REMOTE_READ : 0);
 	h->mode = FI_CONTEXT | FI_CONTEXT2;
 	h->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
 	h->domain_attr->threading = FI_THREAD_SAFE;
-	h->addr_format = strchr(a->ip, ':') ? FI_SOCKADDR_IN6 : FI_SOCKADDR_IN;
+	h->addr_format = c.named ? FI_ADDR_STR : strchr(a->ip, ':') ? FI_SOCKADDR_IN6 : FI_SOCKADDR_IN;
 	if (prov && prov[0])
 		h->fabric_attr->prov_name = strdup(prov);
 	return h;
@@ -150,7 +180,16 @@ static bool fabric_matches(const struct fi_info *fi, const struct ofi_addr *a)
 
 /* fi_getinfo for this address: the named provider/fabric, or the best one.
  * A single name after @ is tried as a fabric/domain, then as a provider. */
-static int ofi_select(const struct ofi_addr *a, bool passive, struct fi_info **out)
+/* Connected endpoints first (MSG), then reliable datagrams (RDM: shm,
+ * rxm, rxd); each with FI_RMA if the provider has it. */
+static const struct choice choices[] = {
+	{ FI_EP_MSG, true, false }, { FI_EP_MSG, false, false },
+	{ FI_EP_RDM, true, false }, { FI_EP_RDM, false, false },
+	{ FI_EP_RDM, true, true },  { FI_EP_RDM, false, true },
+};
+#define NCHOICES (sizeof(choices) / sizeof(*choices))
+
+static int ofi_select(const struct ofi_addr *a, bool passive, struct fi_info **out, bool *named)
 {
 	const char *provs[4] = { 0 };
 	int n = 0;
@@ -162,19 +201,21 @@ static int ofi_select(const struct ofi_addr *a, bool passive, struct fi_info **o
 			provs[n++] = preferred[i];
 	}
 	for (int pass = 0; pass < 2; pass++) {
-		/* each provider with FI_RMA if it has it, else without */
-		for (int k = 0; k < 2 * n; k++) {
-			int i = k / 2;
-			bool rma = k % 2 == 0;
-			struct fi_info *hints = ofi_hints(&alt, provs[i], rma), *list = NULL;
+		for (size_t k = 0; k < (size_t)n * NCHOICES; k++) {
+			int i = (int)(k / NCHOICES);
+			struct choice c = choices[k % NCHOICES];
+			struct fi_info *hints = ofi_hints(&alt, provs[i], c), *list = NULL;
 			if (!hints)
 				return ENOMEM;
-			int rc = fi_getinfo(OFI_VERSION, a->ip, a->port, passive ? FI_SOURCE : 0, hints, &list);
+			/* named providers take no IP:port: the name is made from it */
+			int rc = c.named ? fi_getinfo(OFI_VERSION, NULL, NULL, 0, hints, &list)
+					 : fi_getinfo(OFI_VERSION, a->ip, a->port, passive ? FI_SOURCE : 0, hints, &list);
 			fi_freeinfo(hints);
 			if (rc)
 				continue;
 			for (struct fi_info *fi = list; fi; fi = fi->next) {
 				if (fabric_matches(fi, &alt)) {
+					*named = c.named;
 					*out = fi_dupinfo(fi);
 					fi_freeinfo(list);
 					return *out ? 0 : ENOMEM;
@@ -289,12 +330,22 @@ struct opipe {
 	int eq_fd, cq_fd;
 	struct bg_watch eq_watch, cq_watch;
 	struct bg_timer eq_rearm;
+	/* RDM (shm, rxm): the pipe's own endpoint talks to one peer address;
+	 * no EQ. A CQ without a wait fd (shm) is polled by a timer. */
+	bool rdm, welcomed, peer_gone;
+	struct fid_av *av;
+	fi_addr_t peer;
+	struct bg_timer poll, hs_timeout, heartbeat;
+	int64_t last_heard;
 	bool connected, attached, closing, cq_watched;
 	struct obuf rx[NRX], tx[NTX];
 	struct decoder dec;
-	/* completed receive buffers not yet fed (while a rendezvous read is
-	 * in flight the stream waits): indexes into rx, in arrival order */
-	int rx_ready[NRX], rx_ready_n;
+	/* posted receive buffers in the order they were posted, which is the
+	 * order messages fill them; completions may come in another order
+	 * (rxm finishes a big message after a small one behind it), so the
+	 * stream is fed from the head, once it is done */
+	int rx_order[NRX], rx_order_n;
+	bool rx_done[NRX];
 	size_t rx_len[NRX], rx_off[NRX];
 	/* send side: the frame being cut into buffers, then queued ones */
 	nnofi_msg *cur;
@@ -317,6 +368,13 @@ struct opipe {
 
 static void opipe_fail(struct opipe *op);
 
+/* Keys must be unique where the provider doesn't pick them. */
+static uint64_t next_mr_key(void)
+{
+	static atomic_uint_fast64_t keys;
+	return atomic_fetch_add(&keys, 1) + 1;
+}
+
 static int buf_setup(struct opipe *op, struct obuf *b, bool is_tx)
 {
 	b->owner = op;
@@ -324,10 +382,7 @@ static int buf_setup(struct opipe *op, struct obuf *b, bool is_tx)
 	b->data = malloc(CHUNK);
 	if (!b->data)
 		return ENOMEM;
-	/* keys must be unique where the provider doesn't pick them */
-	static atomic_uint_fast64_t keys;
-	uint64_t key = atomic_fetch_add(&keys, 1) + 1;
-	int rc = fi_mr_reg(op->domain, b->data, CHUNK, is_tx ? FI_SEND : FI_RECV, 0, key, 0, &b->mr, NULL);
+	int rc = fi_mr_reg(op->domain, b->data, CHUNK, is_tx ? FI_SEND : FI_RECV, 0, next_mr_key(), 0, &b->mr, NULL);
 	if (rc) {
 		DBG("ofi: fi_mr_reg: %s\n", fi_strerror(-rc));
 		return EIO;
@@ -338,7 +393,10 @@ static int buf_setup(struct opipe *op, struct obuf *b, bool is_tx)
 
 static int post_recv(struct opipe *op, struct obuf *b)
 {
-	return fi_recv(op->fep, b->data, CHUNK, b->desc, 0, &b->c.ctx) ? EIO : 0;
+	if (fi_recv(op->fep, b->data, CHUNK, b->desc, op->rdm ? FI_ADDR_UNSPEC : 0, &b->c.ctx))
+		return EIO;
+	op->rx_order[op->rx_order_n++] = (int)(b - op->rx);
+	return 0;
 }
 
 static struct obuf *free_tx(struct opipe *op)
@@ -354,7 +412,7 @@ static struct obuf *free_tx(struct opipe *op)
 static int tx_post(struct opipe *op, struct obuf *b)
 {
 	b->busy = true;
-	ssize_t rc = fi_send(op->fep, b->data, b->fill, b->desc, 0, &b->c.ctx);
+	ssize_t rc = fi_send(op->fep, b->data, b->fill, b->desc, op->rdm ? op->peer : 0, &b->c.ctx);
 	b->unposted = rc == -FI_EAGAIN;
 	return rc && !b->unposted ? EIO : 0;
 }
@@ -531,7 +589,8 @@ static bool queue_ctl(struct opipe *op, uint8_t kind, const uint8_t *body, size_
 		op->ctl_cap = cap;
 	}
 	put_u64be(op->ctl + op->ctl_len, (uint64_t)kind << 56 | len);
-	memcpy(op->ctl + op->ctl_len + 8, body, len);
+	if (len)
+		memcpy(op->ctl + op->ctl_len + 8, body, len);
 	op->ctl_len += 8 + len;
 	return true;
 }
@@ -656,6 +715,19 @@ static size_t feed(struct opipe *op, const uint8_t *data, size_t len)
 			len -= n;
 			if (d->fhgot < 8)
 				continue;
+			if (d->fh[0] == CTL_PING && get_u64be(d->fh) == (uint64_t)CTL_PING << 56) {
+				d->fhgot = 0; /* heard: progress() noted the time */
+				continue;
+			}
+			if (d->fh[0] == CTL_BYE && get_u64be(d->fh) == (uint64_t)CTL_BYE << 56) {
+				DBG("ofi %p: peer said bye\n", (void *)op);
+				op->peer_gone = true; /* nothing more goes to it */
+				if (op->attached)
+					sock_remove_pipe(s, &op->base, false);
+				else
+					opipe_fail(op);
+				break;
+			}
 			if (d->fh[0] == CTL_RDV || d->fh[0] == CTL_ACK) {
 				uint64_t clen = get_u64be(d->fh) & ((1ULL << 56) - 1);
 				bool ok = d->fh[0] == CTL_ACK ? clen == 8
@@ -696,16 +768,30 @@ static size_t feed(struct opipe *op, const uint8_t *data, size_t len)
 	return (size_t)(data - start);
 }
 
-/* Feed completed receive buffers in order and repost them, until one
- * waits behind a rendezvous read. */
+static bool rdm_welcome(struct opipe *op, const uint8_t *msg, size_t len);
+
+/* Feed completed receive buffers in the order they were posted and
+ * repost them, until the next is not done or waits behind a rendezvous
+ * read. An RDM dialer's first message is the listener's WELCOME. */
 static void drain_rx(struct opipe *op)
 {
-	while (op->rx_ready_n && !op->rd.active && !op->base.dead) {
-		int i = op->rx_ready[0];
-		op->rx_off[i] += feed(op, op->rx[i].data + op->rx_off[i], op->rx_len[i] - op->rx_off[i]);
+	while (op->rx_order_n && !op->rd.active && !op->base.dead) {
+		int i = op->rx_order[0];
+		if (!op->rx_done[i])
+			return;
+		if (op->rdm && !op->welcomed) {
+			if (!rdm_welcome(op, op->rx[i].data, op->rx_len[i])) {
+				opipe_fail(op);
+				return;
+			}
+			op->rx_off[i] = op->rx_len[i];
+		} else {
+			op->rx_off[i] += feed(op, op->rx[i].data + op->rx_off[i], op->rx_len[i] - op->rx_off[i]);
+		}
 		if (op->base.dead || op->rx_off[i] < op->rx_len[i])
 			return;
-		memmove(op->rx_ready, op->rx_ready + 1, (size_t)--op->rx_ready_n * sizeof(int));
+		memmove(op->rx_order, op->rx_order + 1, (size_t)--op->rx_order_n * sizeof(int));
+		op->rx_done[i] = false;
 		if (post_recv(op, &op->rx[i])) {
 			opipe_fail(op);
 			return;
@@ -723,7 +809,7 @@ static void rdv_start(struct opipe *op)
 		size_t n = rd->body_len - rd->issued < RDV_PIECE ? rd->body_len - rd->issued : RDV_PIECE;
 		rd->reads[i].kind = CTX_READ;
 		ssize_t rc = fi_read(op->fep, rd->m->body + rd->hdr_len + rd->issued, n, mr_entry_desc(rd->mr),
-				     0, rd->raddr + rd->issued, rd->key, &rd->reads[i].ctx);
+				     op->rdm ? op->peer : 0, rd->raddr + rd->issued, rd->key, &rd->reads[i].ctx);
 		if (rc == -FI_EAGAIN)
 			return; /* retried on progress */
 		if (rc) {
@@ -771,8 +857,8 @@ static void rdv_read_done(struct opipe *op, struct octx *c)
  * this socket again soon. */
 static void watch_backlog(struct opipe *op)
 {
-	if (!op->attached || op->base.dead)
-		return;
+	if (!op->attached || op->base.dead || op->cq_fd < 0)
+		return; /* a CQ without fd is polled all along */
 	/* sockets that never receive (PUSH, PUB) or drop at their buffer
 	 * (SUB, BUS, SURVEYOR): always, to notice a peer leaving or to read
 	 * ahead, like the background watch of tcp pipes */
@@ -817,9 +903,11 @@ static bool progress(struct opipe *op)
 				rdv_read_done(op, c);
 			} else {
 				int k = (int)((struct obuf *)c - op->rx);
+				if (op->rdm)
+					op->last_heard = now_ms();
 				op->rx_len[k] = ents[i].len;
 				op->rx_off[k] = 0;
-				op->rx_ready[op->rx_ready_n++] = k;
+				op->rx_done[k] = true;
 				drain_rx(op);
 			}
 		}
@@ -853,9 +941,16 @@ static int opipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 		return EAGAIN;
 	}
 	msgq_push(&op->txq, borrowed ? sock_own_msg(p->sock, m) : msg_dup(m));
+	if (!free_tx(op)) {
+		/* every buffer still in flight: collect the completions first
+		 * (a sender that never receives would otherwise wait for the
+		 * background thread to read them) */
+		progress(op);
+		return 0;
+	}
 	if (tx_pump(op)) {
 		opipe_fail(op);
-		return EAGAIN;
+		return 0; /* queued; the pipe's end drops it */
 	}
 	update_writable(op);
 	watch_backlog(op);
@@ -888,6 +983,8 @@ static void opipe_own_pending(struct pipe *p)
 static bool opipe_busy(struct pipe *p)
 {
 	struct opipe *op = (struct opipe *)p;
+	if (op->cq_fd < 0)
+		return progress(op); /* no fd to sleep on: look now */
 	struct fid *fids[1] = { &op->cq->fid };
 	return fi_trywait(op->fab->fabric, fids, 1) != FI_SUCCESS;
 }
@@ -934,7 +1031,8 @@ static void release_rendezvous(struct opipe *op)
 static void release_fids(struct opipe *op)
 {
 	if (op->fep) {
-		fi_shutdown(op->fep, 0);
+		if (!op->rdm)
+			fi_shutdown(op->fep, 0);
 		fi_close(&op->fep->fid);
 		op->fep = NULL;
 	}
@@ -949,21 +1047,38 @@ static void release_fids(struct opipe *op)
 		fi_close(&op->cq->fid);
 	if (op->eq)
 		fi_close(&op->eq->fid);
+	if (op->av)
+		fi_close(&op->av->fid);
 	if (op->domain)
 		fi_close(&op->domain->fid);
 	op->cq = NULL;
 	op->eq = NULL;
+	op->av = NULL;
 	op->domain = NULL;
+}
+
+/* The background thread lets go of the pipe (sock locked). */
+static void stop_watching(struct opipe *op)
+{
+	if (op->eq) {
+		bg_watch_del(&op->eq_watch);
+		bg_timer_cancel(&op->eq_rearm);
+	}
+	if (op->cq_watched)
+		bg_watch_del(&op->cq_watch);
+	op->cq_watched = false;
+	bg_timer_cancel(&op->poll);
+	bg_timer_cancel(&op->hs_timeout);
+	bg_timer_cancel(&op->heartbeat);
 }
 
 static void opipe_close(struct pipe *p)
 {
 	struct opipe *op = (struct opipe *)p;
+	if (op->rdm && !op->peer_gone && !p->broken && queue_ctl(op, CTL_BYE, NULL, 0))
+		tx_pump(op); /* best effort: the peer has no other way to know */
 	op->closing = true;
-	bg_watch_del(&op->eq_watch);
-	bg_timer_cancel(&op->eq_rearm);
-	if (op->cq_watched)
-		bg_watch_del(&op->cq_watch);
+	stop_watching(op);
 	struct epoll_event ev = { 0 };
 	epoll_ctl(p->sock->epfd, EPOLL_CTL_DEL, op->cq_fd, &ev);
 	p->fd = -1;
@@ -1008,6 +1123,20 @@ struct ofi_ep {
 	struct bg_watch watch;
 	struct bg_timer rearm;
 	bool stopped;
+	/* RDM: no connections underneath; the listener is an endpoint that
+	 * takes hellos, and each pipe gets its own endpoint (like accept) */
+	bool rdm, named; /* named: shm-style string addresses, not IP:port */
+	char name[HELLO_MAX]; /* named: our listener's or the peer's address */
+	struct fid_domain *domain;
+	struct fid_av *av;
+	struct fid_cq *cq;
+	struct fid_ep *lep;
+	int cq_fd;
+	struct lbuf {
+		struct octx c;
+		struct fid_mr *mr;
+		uint8_t data[HELLO_MAX];
+	} hello[NHELLO];
 	struct endpoint *ep;
 	struct opipe *pending; /* dialer: the connection being made */
 	struct opipe *unattached; /* connections still in their SP handshake */
@@ -1046,10 +1175,7 @@ static void opipe_fail(struct opipe *op)
 		return;
 	}
 	op->base.dead = true;
-	bg_watch_del(&op->eq_watch);
-	bg_timer_cancel(&op->eq_rearm);
-	if (op->cq_watched)
-		bg_watch_del(&op->cq_watch);
+	stop_watching(op);
 	unattached_remove(op);
 	if (op->ep->kind == EP_CONNECT)
 		sock_ep_redial_later(op->ep);
@@ -1078,6 +1204,7 @@ static bool handshake_done(struct opipe *op)
 		return false;
 	struct ofi_ep *oe = op->ep->tdata;
 	unattached_remove(op);
+	bg_timer_cancel(&op->hs_timeout);
 	op->base.id = sock_new_pipe_id(s);
 	op->base.fd = op->cq_fd;
 	op->base.writable = true;
@@ -1092,6 +1219,10 @@ static bool handshake_done(struct opipe *op)
 	}
 	op->attached = true;
 	sock_ref(s); /* the pipe's, released by destroy_pipe */
+	if (op->rdm) {
+		op->last_heard = now_ms();
+		bg_timer_arm(&op->heartbeat, now_ms() + HEARTBEAT_MS);
+	}
 	watch_backlog(op);
 	return true;
 }
@@ -1134,7 +1265,7 @@ struct cm_event {
 /* Read the connection events there are (sock locked). */
 static void eq_drain(struct opipe *op)
 {
-	while (!op->base.dead && !op->closing) {
+	while (op->eq && !op->base.dead && !op->closing) {
 		uint32_t event;
 		struct cm_event ev;
 		ssize_t n = fi_eq_read(op->eq, &event, &ev, sizeof(ev), 0);
@@ -1214,7 +1345,34 @@ static void cq_event(struct bg_watch *w, uint32_t events)
 	pthread_mutex_unlock(&s->mtx);
 }
 
-/* Endpoint, CQ, EQ and buffers for one connection; receives posted. */
+static void poll_fire(struct bg_timer *t);
+static void hs_timeout_fire(struct bg_timer *t);
+static void heartbeat_fire(struct bg_timer *t);
+
+/* A CQ with a wait fd (*fd), or, polled, without (*fd = -1): RDM
+ * providers are polled, since shm has no wait fd and rxm's does not
+ * signal the progress its connections need underneath. */
+static int cq_open(struct fid_domain *domain, size_t size, bool polled, struct fid_cq **cq, int *fd)
+{
+	struct fi_cq_attr cqa = { .size = size, .format = FI_CQ_FORMAT_MSG,
+				  .wait_obj = polled ? FI_WAIT_NONE : FI_WAIT_FD };
+	*fd = -1;
+	int rc = fi_cq_open(domain, &cqa, cq, NULL);
+	if (polled)
+		return rc;
+	if (rc == -FI_ENOSYS || rc == -FI_EINVAL) {
+		cqa.wait_obj = FI_WAIT_NONE;
+		return fi_cq_open(domain, &cqa, cq, NULL);
+	}
+	if (!rc && (rc = fi_control(&(*cq)->fid, FI_GETWAIT, fd))) {
+		fi_close(&(*cq)->fid);
+		*cq = NULL;
+	}
+	return rc;
+}
+
+/* Domain, CQ, endpoint and buffers for one connection, with an EQ (MSG)
+ * or an address vector (RDM); receives posted. */
 static struct opipe *opipe_new(struct endpoint *ep, struct ofi_fabric *fab, struct fi_info *fi)
 {
 	struct opipe *op = calloc(1, sizeof(*op));
@@ -1226,18 +1384,19 @@ static struct opipe *opipe_new(struct endpoint *ep, struct ofi_fabric *fab, stru
 	op->base.fd = -1;
 	op->ep = ep;
 	op->fab = fab;
+	op->rdm = fi->ep_attr->type == FI_EP_RDM;
+	op->eq_fd = op->cq_fd = -1;
 	atomic_fetch_add(&fab->refs, 1);
 	struct fi_eq_attr eqa = { .size = 16, .wait_obj = FI_WAIT_FD };
-	struct fi_cq_attr cqa = { .size = 4 * (NRX + NTX), .format = FI_CQ_FORMAT_MSG,
-				  .wait_obj = FI_WAIT_FD };
+	struct fi_av_attr ava = { .type = FI_AV_TABLE, .count = 4 };
 	int step = 0, rc;
 	if ((rc = (++step, fi_domain(fab->fabric, fi, &op->domain, NULL))) ||
-	    (rc = (++step, fi_eq_open(fab->fabric, &eqa, &op->eq, NULL))) ||
-	    (rc = (++step, fi_control(&op->eq->fid, FI_GETWAIT, &op->eq_fd))) ||
-	    (rc = (++step, fi_cq_open(op->domain, &cqa, &op->cq, NULL))) ||
-	    (rc = (++step, fi_control(&op->cq->fid, FI_GETWAIT, &op->cq_fd))) ||
+	    (!op->rdm && (rc = (++step, fi_eq_open(fab->fabric, &eqa, &op->eq, NULL)))) ||
+	    (!op->rdm && (rc = (++step, fi_control(&op->eq->fid, FI_GETWAIT, &op->eq_fd)))) ||
+	    (op->rdm && (rc = (++step, fi_av_open(op->domain, &ava, &op->av, NULL)))) ||
+	    (rc = (++step, cq_open(op->domain, 4 * (NRX + NTX), op->rdm, &op->cq, &op->cq_fd))) ||
 	    (rc = (++step, fi_endpoint(op->domain, fi, &op->fep, op))) ||
-	    (rc = (++step, fi_ep_bind(op->fep, &op->eq->fid, 0))) ||
+	    (rc = (++step, fi_ep_bind(op->fep, op->rdm ? &op->av->fid : &op->eq->fid, 0))) ||
 	    (rc = (++step, fi_ep_bind(op->fep, &op->cq->fid, FI_TRANSMIT | FI_RECV))) ||
 	    (rc = (++step, fi_enable(op->fep)))) {
 		DBG("ofi: endpoint set-up failed at step %d: %s\n", step, fi_strerror(-rc));
@@ -1263,6 +1422,9 @@ static struct opipe *opipe_new(struct endpoint *ep, struct ofi_fabric *fab, stru
 	op->eq_rearm.fire = eq_rearm_fire;
 	op->cq_watch.fd = op->cq_fd;
 	op->cq_watch.on_event = cq_event;
+	op->poll.fire = poll_fire;
+	op->hs_timeout.fire = hs_timeout_fire;
+	op->heartbeat.fire = heartbeat_fire;
 	return op;
 fail:
 	release_fids(op);
@@ -1275,8 +1437,17 @@ static void watch_unattached(struct opipe *op)
 	struct ofi_ep *oe = op->ep->tdata;
 	op->next_unattached = oe->unattached;
 	oe->unattached = op;
-	bg_watch_add(&op->eq_watch, EPOLLIN | EPOLLONESHOT);
-	op->cq_watched = bg_watch_add(&op->cq_watch, EPOLLIN) == 0;
+	if (op->eq)
+		bg_watch_add(&op->eq_watch, EPOLLIN | EPOLLONESHOT);
+	if (op->cq_fd >= 0) {
+		struct fid *fids[1] = { &op->cq->fid };
+		fi_trywait(op->fab->fabric, fids, 1); /* the fd signals only after it */
+		op->cq_watched = bg_watch_add(&op->cq_watch, EPOLLIN) == 0;
+	} else {
+		bg_timer_arm(&op->poll, now_ms() + POLL_MS);
+	}
+	if (op->rdm) /* no connection events: the peer may never answer */
+		bg_timer_arm(&op->hs_timeout, now_ms() + HANDSHAKE_MS);
 }
 
 /* ---- listeners ------------------------------------------------------------ */
@@ -1337,12 +1508,19 @@ static void listener_event(struct bg_watch *w, uint32_t events)
 	pthread_mutex_unlock(&s->mtx);
 }
 
+static bool rdm_listener_poll(struct ofi_ep *oe);
+
 static void listener_rearm_fire(struct bg_timer *t)
 {
 	struct ofi_ep *oe = (struct ofi_ep *)((char *)t - offsetof(struct ofi_ep, rearm));
 	pthread_mutex_lock(&oe->ep->sock->mtx);
-	if (!oe->stopped)
+	if (!oe->stopped && oe->rdm && oe->cq_fd < 0) {
+		rdm_listener_poll(oe); /* no fd: look, and look again later */
+		if (!oe->stopped)
+			bg_timer_arm(&oe->rearm, now_ms() + LISTENER_REARM_MS);
+	} else if (!oe->stopped) {
 		bg_watch_mod(&oe->watch, EPOLLIN | EPOLLONESHOT);
+	}
 	pthread_mutex_unlock(&oe->ep->sock->mtx);
 }
 
@@ -1356,9 +1534,13 @@ static int ofi_ep_init(struct endpoint *ep, bool passive, struct ofi_ep **out)
 		return ENOMEM;
 	int rc = ofi_addr_parse(ep->url.name, &oe->addr);
 	if (!rc)
-		rc = ofi_select(&oe->addr, passive, &oe->info);
+		rc = ofi_select(&oe->addr, passive, &oe->info, &oe->named);
+	if (!rc)
+		oe->rdm = oe->info->ep_attr->type == FI_EP_RDM;
 	if (!rc && !(oe->fab = fabric_open(oe->info)))
 		rc = EIO;
+	DBG("ofi: %s selected %s %s (%s): %d\n", ep->url.name, rc ? "-" : oe->info->fabric_attr->prov_name,
+	    rc ? "" : oe->rdm ? "RDM" : "MSG", oe->named ? "named" : "IP:port", rc);
 	if (rc) {
 		if (oe->info)
 			fi_freeinfo(oe->info);
@@ -1379,12 +1561,20 @@ static void describe(struct endpoint *ep, struct ofi_ep *oe, const char *port)
 		 ip, port, oe->info->fabric_attr->name, oe->info->fabric_attr->prov_name);
 }
 
+static int rdm_bind(struct endpoint *ep, struct ofi_ep *oe);
+static void free_ofi_ep(void *arg);
+
 int ofi_bind(struct endpoint *ep)
 {
 	struct ofi_ep *oe;
 	int rc = ofi_ep_init(ep, true, &oe);
 	if (rc)
 		return rc;
+	if (oe->rdm) {
+		if ((rc = rdm_bind(ep, oe)))
+			goto fail;
+		return 0;
+	}
 	struct fi_eq_attr eqa = { .size = 64, .wait_obj = FI_WAIT_FD };
 	int frc;
 	if ((frc = fi_eq_open(oe->fab->fabric, &eqa, &oe->eq, NULL)) ||
@@ -1422,6 +1612,325 @@ fail:
 	return rc;
 }
 
+/* ---- RDM connections ------------------------------------------------------
+ *
+ * Reliable-datagram providers (shm, tcp;ofi_rxm, udp;ofi_rxd) have no
+ * connections, so nnofi makes its own, like accept(): the dialer's new
+ * endpoint sends HELLO (its address) to the listener's endpoint; the
+ * listener opens an endpoint for this pipe alone and answers from it with
+ * WELCOME (that endpoint's address), then both speak the SP stream
+ * between the two pipe endpoints. A hello is "NNOR", version 1, kind,
+ * flags (CM_RMA), name length, the sender's endpoint name. */
+#define HELLO_HEAD 8
+enum { HELLO = 1, WELCOME = 2 };
+
+static size_t hello_encode(uint8_t *out, int kind, bool rma, const void *name, size_t len)
+{
+	memcpy(out, "NNOR", 4);
+	out[4] = 1;
+	out[5] = (uint8_t)kind;
+	out[6] = rma ? CM_RMA : 0;
+	out[7] = (uint8_t)len;
+	memcpy(out + HELLO_HEAD, name, len);
+	return HELLO_HEAD + len;
+}
+
+/* The sender's name in a hello of `kind`, copied NUL-terminated into
+ * name (string addresses need it); false if it is no such hello. */
+static bool hello_decode(const uint8_t *in, size_t n, int kind, bool *rma, uint8_t name[HELLO_MAX])
+{
+	if (n < HELLO_HEAD || memcmp(in, "NNOR", 4) || in[4] != 1 || in[5] != kind || !in[7] ||
+	    HELLO_HEAD + (size_t)in[7] > n) /* a name has at most 255 bytes: it fits */
+		return false;
+	*rma = in[6] & CM_RMA;
+	memcpy(name, in + HELLO_HEAD, in[7]);
+	name[in[7]] = '\0';
+	return true;
+}
+
+/* Send a hello of `kind` with this pipe endpoint's name to op->peer. */
+static bool send_hello(struct opipe *op, int kind)
+{
+	uint8_t name[HELLO_MAX - HELLO_HEAD];
+	size_t len = sizeof(name);
+	struct obuf *b = free_tx(op);
+	if (!b || fi_getname(&op->fep->fid, name, &len) || len == 0 || len > 255)
+		return false;
+	b->fill = hello_encode(b->data, kind, op->rma, name, len);
+	return tx_post(op, b) == 0;
+}
+
+static bool insert_peer(struct opipe *op, const void *name)
+{
+	return fi_av_insert(op->av, name, 1, &op->peer, 0, NULL) == 1;
+}
+
+/* Dialer: the listener's new endpoint for us answered; it is the peer now. */
+static bool rdm_welcome(struct opipe *op, const uint8_t *msg, size_t len)
+{
+	uint8_t name[HELLO_MAX];
+	bool rma;
+	if (!hello_decode(msg, len, WELCOME, &rma, name)) {
+		sock_stat(op->base.sock, NNOFI_STAT_HANDSHAKES_REJECTED, 1);
+		return false;
+	}
+	if (!insert_peer(op, name))
+		return false;
+	DBG("ofi %p: welcomed\n", (void *)op);
+	op->welcomed = op->connected = true;
+	op->peer_rma = rma;
+	if (!op->sp_sent)
+		send_sp_header(op);
+	return !op->base.dead;
+}
+
+/* Listener: a HELLO; give the dialer an endpoint of its own. */
+static void rdm_accept(struct ofi_ep *oe, const uint8_t *msg, size_t len)
+{
+	uint8_t name[HELLO_MAX];
+	bool rma;
+	if (!hello_decode(msg, len, HELLO, &rma, name) || (oe->named && shm_local((char *)name))) {
+		DBG("ofi listener: hello refused (malformed, or shm from this process)\n");
+		sock_stat(oe->ep->sock, NNOFI_STAT_HANDSHAKES_REJECTED, 1);
+		return;
+	}
+	/* the pipe's endpoint: the listener's address with any port (or,
+	 * named, a name the provider makes up) */
+	struct fi_info *fi = fi_dupinfo(oe->info);
+	if (!fi)
+		return;
+	if (oe->named || !fi->src_addr) {
+		/* shm makes "fi_shm://PID" unique per endpoint itself */
+	} else if (((struct sockaddr *)fi->src_addr)->sa_family == AF_INET6) {
+		((struct sockaddr_in6 *)fi->src_addr)->sin6_port = 0;
+	} else {
+		((struct sockaddr_in *)fi->src_addr)->sin_port = 0;
+	}
+	struct opipe *op = opipe_new(oe->ep, oe->fab, fi);
+	fi_freeinfo(fi);
+	if (!op)
+		return;
+	op->welcomed = op->connected = true;
+	op->peer_rma = rma;
+	if (!insert_peer(op, name) || !send_hello(op, WELCOME)) {
+		release_fids(op);
+		opipe_destroy(&op->base);
+		return;
+	}
+	DBG("ofi %p: accepted %s\n", (void *)op, oe->named ? (char *)name : "");
+	send_sp_header(op);
+	watch_unattached(op);
+}
+
+static void rdm_dial(struct endpoint *ep, struct ofi_ep *oe)
+{
+	if (oe->named && shm_local(oe->name)) {
+		DBG("ofi: %s is a listener of this process: not dialing\n", oe->name);
+		return; /* see shm_local.h; ofi_connect said so when it could */
+	}
+	struct opipe *op = opipe_new(ep, oe->fab, oe->info);
+	DBG("ofi rdm dial: pipe %p\n", (void *)op);
+	if (!op || !insert_peer(op, oe->named ? (void *)oe->name : oe->info->dest_addr) || !send_hello(op, HELLO)) {
+		if (op) {
+			release_fids(op);
+			opipe_destroy(&op->base);
+		}
+		sock_ep_redial_later(ep);
+		return;
+	}
+	oe->pending = op;
+	watch_unattached(op);
+}
+
+/* A CQ without fd (shm): the background thread looks every POLL_MS. */
+static void poll_fire(struct bg_timer *t)
+{
+	struct opipe *op = (struct opipe *)((char *)t - offsetof(struct opipe, poll));
+	struct nnofi_sock *s = op->base.sock;
+	pthread_mutex_lock(&s->mtx);
+	if (!op->base.dead && !op->closing) {
+		if (progress(op))
+			sock_kick_locked(s);
+		if (!op->base.dead && !op->closing)
+			bg_timer_arm(&op->poll, now_ms() + POLL_MS);
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static void heartbeat_fire(struct bg_timer *t)
+{
+	struct opipe *op = (struct opipe *)((char *)t - offsetof(struct opipe, heartbeat));
+	struct nnofi_sock *s = op->base.sock;
+	pthread_mutex_lock(&s->mtx);
+	if (!op->base.dead && !op->closing) {
+		if (now_ms() - op->last_heard > PEER_TIMEOUT_MS) {
+			DBG("ofi %p: peer silent for %d ms\n", (void *)op, PEER_TIMEOUT_MS);
+			opipe_fail(op);
+		} else {
+			if (queue_ctl(op, CTL_PING, NULL, 0) && tx_pump(op))
+				opipe_fail(op);
+			if (!op->base.dead)
+				bg_timer_arm(&op->heartbeat, now_ms() + HEARTBEAT_MS);
+		}
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static void hs_timeout_fire(struct bg_timer *t)
+{
+	struct opipe *op = (struct opipe *)((char *)t - offsetof(struct opipe, hs_timeout));
+	struct nnofi_sock *s = op->base.sock;
+	pthread_mutex_lock(&s->mtx);
+	if (!op->base.dead && !op->closing && !op->attached) {
+		DBG("ofi %p: no handshake within %d ms\n", (void *)op, HANDSHAKE_MS);
+		sock_stat(s, NNOFI_STAT_HANDSHAKE_TIMEOUTS, 1);
+		opipe_fail(op);
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* The listener's hellos (sock locked); true if there were any. */
+static bool rdm_listener_poll(struct ofi_ep *oe)
+{
+	struct fi_cq_msg_entry ents[NHELLO];
+	bool any = false;
+	while (!oe->stopped) {
+		ssize_t n = fi_cq_read(oe->cq, ents, NHELLO);
+		if (n == -FI_EAGAIN)
+			break;
+		any = true;
+		if (n < 0) {
+			struct fi_cq_err_entry err = { 0 };
+			fi_cq_readerr(oe->cq, &err, 0);
+			DBG("ofi listener: completion error %d\n", err.err);
+			continue;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			struct lbuf *lb = (struct lbuf *)ents[i].op_context;
+			if (!(ents[i].flags & FI_RECV))
+				continue;
+			rdm_accept(oe, lb->data, ents[i].len);
+			fi_recv(oe->lep, lb->data, HELLO_MAX, fi_mr_desc(lb->mr), FI_ADDR_UNSPEC, &lb->c.ctx);
+		}
+	}
+	return any;
+}
+
+static void rdm_listener_event(struct bg_watch *w, uint32_t events)
+{
+	struct ofi_ep *oe = (struct ofi_ep *)((char *)w - offsetof(struct ofi_ep, watch));
+	(void)events;
+	pthread_mutex_lock(&oe->ep->sock->mtx);
+	bool any = rdm_listener_poll(oe);
+	if (!oe->stopped) {
+		struct fid *fids[1] = { &oe->cq->fid };
+		fi_trywait(oe->fab->fabric, fids, 1);
+		if (any)
+			bg_watch_mod(&oe->watch, EPOLLIN | EPOLLONESHOT);
+		else
+			bg_timer_arm(&oe->rearm, now_ms() + LISTENER_REARM_MS);
+	}
+	pthread_mutex_unlock(&oe->ep->sock->mtx);
+}
+
+static void rdm_listener_close(struct ofi_ep *oe)
+{
+	if (oe->lep)
+		fi_close(&oe->lep->fid);
+	for (int i = 0; i < NHELLO; i++)
+		if (oe->hello[i].mr)
+			fi_close(&oe->hello[i].mr->fid);
+	if (oe->cq)
+		fi_close(&oe->cq->fid);
+	if (oe->av)
+		fi_close(&oe->av->fid);
+	if (oe->domain)
+		fi_close(&oe->domain->fid);
+	oe->lep = NULL;
+	oe->cq = NULL;
+	oe->av = NULL;
+	oe->domain = NULL;
+	memset(oe->hello, 0, sizeof(oe->hello));
+}
+
+/* The listener's endpoint with hello buffers posted; a named one takes
+ * oe->name, in use elsewhere: EADDRINUSE. */
+static int rdm_listener_open(struct ofi_ep *oe)
+{
+	struct fi_av_attr ava = { .type = FI_AV_TABLE, .count = 4 };
+	int frc;
+	if ((frc = fi_domain(oe->fab->fabric, oe->info, &oe->domain, NULL)) ||
+	    (frc = fi_av_open(oe->domain, &ava, &oe->av, NULL)) ||
+	    (frc = cq_open(oe->domain, 4 * NHELLO, true, &oe->cq, &oe->cq_fd)) ||
+	    (frc = fi_endpoint(oe->domain, oe->info, &oe->lep, NULL)) ||
+	    (frc = fi_ep_bind(oe->lep, &oe->av->fid, 0)) ||
+	    (frc = fi_ep_bind(oe->lep, &oe->cq->fid, FI_TRANSMIT | FI_RECV)) ||
+	    (oe->named && (frc = fi_setname(&oe->lep->fid, oe->name, strlen(oe->name) + 1))) ||
+	    (frc = fi_enable(oe->lep))) {
+		DBG("ofi rdm listen: %s\n", fi_strerror(-frc));
+		rdm_listener_close(oe);
+		return frc == -FI_EADDRINUSE || frc == -FI_EBUSY ? EADDRINUSE : EIO;
+	}
+	if (oe->named)
+		shm_local_listener(oe->name);
+	for (int i = 0; i < NHELLO; i++) {
+		struct lbuf *lb = &oe->hello[i];
+		lb->c.kind = CTX_RX;
+		if (fi_mr_reg(oe->domain, lb->data, HELLO_MAX, FI_RECV, 0, next_mr_key(), 0, &lb->mr, NULL) ||
+		    fi_recv(oe->lep, lb->data, HELLO_MAX, fi_mr_desc(lb->mr), FI_ADDR_UNSPEC, &lb->c.ctx)) {
+			rdm_listener_close(oe);
+			return EIO;
+		}
+	}
+	return 0;
+}
+
+/* shm-style providers: the address IP:PORT names the listener's endpoint */
+static void make_name(struct ofi_ep *oe, const char *port)
+{
+	snprintf(oe->name, sizeof(oe->name), "fi_shm://nnofi_%s_%s", oe->addr.ip, port);
+}
+
+static int rdm_bind(struct endpoint *ep, struct ofi_ep *oe)
+{
+	char port[8];
+	int rc = EADDRINUSE;
+	if (oe->named) {
+		/* port 0: a free one, found by trying */
+		bool any_port = !strcmp(oe->addr.port, "0");
+		unsigned seed = (unsigned)getpid() * 2654435761u + (unsigned)now_ms();
+		for (int tries = 0; rc == EADDRINUSE && tries < (any_port ? 64 : 1); tries++) {
+			snprintf(port, sizeof(port), "%s", oe->addr.port);
+			if (any_port)
+				snprintf(port, sizeof(port), "%u", 20000u + (seed + 7919u * (unsigned)tries) % 40000u);
+			make_name(oe, port);
+			rc = rdm_listener_open(oe);
+		}
+	} else if (!(rc = rdm_listener_open(oe))) {
+		struct sockaddr_storage sa;
+		size_t len = sizeof(sa);
+		snprintf(port, sizeof(port), "?");
+		if (fi_getname(&oe->lep->fid, &sa, &len) == 0)
+			snprintf(port, sizeof(port), "%u",
+				 ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+								: ((struct sockaddr_in *)&sa)->sin_port));
+	}
+	if (rc)
+		return rc;
+	describe(ep, oe, port);
+	oe->watch.fd = oe->cq_fd;
+	oe->watch.on_event = rdm_listener_event;
+	oe->rearm.fire = listener_rearm_fire;
+	struct fid *fids[1] = { &oe->cq->fid };
+	if (oe->cq_fd < 0)
+		bg_timer_arm(&oe->rearm, now_ms() + LISTENER_REARM_MS);
+	else if (fi_trywait(oe->fab->fabric, fids, 1), bg_watch_add(&oe->watch, EPOLLIN | EPOLLONESHOT)) {
+		rdm_listener_close(oe);
+		return EIO;
+	}
+	return 0;
+}
+
 /* ---- dialers ---------------------------------------------------------------- */
 
 static void dial(struct endpoint *ep)
@@ -1429,6 +1938,10 @@ static void dial(struct endpoint *ep)
 	struct ofi_ep *oe = ep->tdata;
 	if (oe->stopped || oe->pending)
 		return;
+	if (oe->rdm) {
+		rdm_dial(ep, oe);
+		return;
+	}
 	struct opipe *op = opipe_new(ep, oe->fab, oe->info);
 	DBG("ofi dial: pipe %p\n", (void *)op);
 	struct cm_data cm = op ? cm_data_of(op) : (struct cm_data){ 0 };
@@ -1451,6 +1964,12 @@ int ofi_connect(struct endpoint *ep)
 	if (rc)
 		return rc;
 	describe(ep, oe, oe->addr.port);
+	if (oe->named)
+		make_name(oe, oe->addr.port);
+	if (oe->named && shm_local(oe->name)) {
+		free_ofi_ep(oe);
+		return ENOTSUP; /* shm to this same process: see shm_local.h */
+	}
 	pthread_mutex_lock(&ep->sock->mtx);
 	dial(ep);
 	pthread_mutex_unlock(&ep->sock->mtx);
@@ -1472,9 +1991,10 @@ static void ofi_stop(struct endpoint *ep)
 	struct ofi_ep *oe = ep->tdata;
 	pthread_mutex_lock(&ep->sock->mtx);
 	oe->stopped = true;
-	if (oe->eq)
+	if (oe->eq || (oe->lep && oe->cq_fd >= 0))
 		bg_watch_del(&oe->watch);
 	bg_timer_cancel(&oe->rearm);
+	rdm_listener_close(oe);
 	/* the port is free when stop returns, so it can be bound again */
 	if (oe->pep)
 		fi_close(&oe->pep->fid);

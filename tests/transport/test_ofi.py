@@ -11,13 +11,19 @@ import nnofi.fabric
 
 import os
 
-MSG_PROVIDERS = sorted({p.provider for p in nnofi.fabric.providers() if p.ep_type == "MSG" and ";" not in p.provider})
+FOUND = {(p.provider, p.ep_type) for p in nnofi.fabric.providers()}
+MSG_PROVIDERS = sorted({name for name, ep_type in FOUND if ep_type == "MSG" and ";" not in name})
+# Connected endpoints (MSG), then reliable-datagram ones (RDM) with nnofi's
+# own connection handshake on top.
+CANDIDATES = [("tcp", "MSG"), ("sockets", "MSG"), ("verbs", "MSG"),
+              ("shm", "RDM"), ("tcp;ofi_rxm", "RDM"), ("udp;ofi_rxd", "RDM"), ("verbs;ofi_rxm", "RDM")]
 # sockets: reports a send complete before the bytes left, so a close right
 # after sending can lose the tail (linger cannot see it); until nnofi asks
 # it for delivery completion it runs only on request:
 # NNOFI_TEST_PROVIDERS=tcp,sockets
-WANTED = os.environ.get("NNOFI_TEST_PROVIDERS", "tcp,verbs").split(",")
-TESTED = [p for p in ("tcp", "sockets", "verbs") if p in MSG_PROVIDERS and p in WANTED]
+DEFAULT = "tcp,verbs,shm,tcp;ofi_rxm,verbs;ofi_rxm"
+WANTED = os.environ.get("NNOFI_TEST_PROVIDERS", DEFAULT).split(",")
+TESTED = [name for name, ep_type in CANDIDATES if (name, ep_type) in FOUND and name in WANTED]
 OPTS = dict(recv_timeout=5000, send_timeout=5000)
 
 
@@ -26,9 +32,31 @@ def test_verbs_needs_an_rdma_device():
         pytest.skip("no verbs provider: this kernel has no RDMA device (no rdma_rxe, no HCA)")
 
 
-@pytest.fixture(params=TESTED)
+# libfabric's shm cannot connect two endpoints of one process (nnofi
+# refuses it: see test_shm_within_one_process_is_refused), so tests with
+# both ends here run on the others, and test_ofi_processes.py runs every
+# provider across two processes.
+IN_PROCESS = [p for p in TESTED if p != "shm"]
+
+
+@pytest.fixture(params=IN_PROCESS)
 def provider(request):
     return request.param
+
+
+@pytest.fixture(params=TESTED)
+def any_provider(request):
+    """A provider for a test whose ends are in different processes."""
+    return request.param
+
+
+def test_shm_within_one_process_is_refused():
+    if "shm" not in TESTED:
+        pytest.skip("no shm provider here")
+    with nnofi.Pair() as a, nnofi.Pair() as b:
+        url = a.bind(url_for("shm")).url
+        with pytest.raises(nnofi.NotSupported, match="inproc://"):
+            b.connect(url)
 
 
 def url_for(provider):
@@ -195,7 +223,8 @@ def _push_and_exit(url, count):
     # leaving the with-block closes the socket: linger must deliver the rest
 
 
-def test_close_lingers_until_sent(provider):
+def test_close_lingers_until_sent(any_provider):
+    provider = any_provider
     import multiprocessing as mp
 
     with nnofi.Pull(**OPTS) as pull:
