@@ -558,6 +558,11 @@ static void destroy_pipe(void *arg)
 {
 	struct pipe *p = arg;
 	struct nnofi_sock *s = p->sock;
+	/* A pipe can fail inside a call about it (its own progress, in the
+	 * caller's thread, under the socket lock) and that call may still
+	 * read it after removing it: wait for the lock to be let go. */
+	pthread_mutex_lock(&s->mtx);
+	pthread_mutex_unlock(&s->mtx);
 	p->ops->destroy(p);
 	atomic_fetch_sub(&nnofi_live_pipes, 1);
 	sock_unref(s);
