@@ -1131,7 +1131,6 @@ struct ofi_ep {
 	struct fid_av *av;
 	struct fid_cq *cq;
 	struct fid_ep *lep;
-	int cq_fd;
 	struct lbuf {
 		struct octx c;
 		struct fid_mr *mr;
@@ -1157,7 +1156,7 @@ static void unattached_remove(struct opipe *op)
 		oe->pending = NULL;
 }
 
-/* Not attached yet (dial or handshake failed): just free it. */
+/* Never joined the socket (set-up, dial or handshake failed): free it. */
 static void discard_unattached(void *arg)
 {
 	struct opipe *op = arg;
@@ -1427,8 +1426,7 @@ static struct opipe *opipe_new(struct endpoint *ep, struct ofi_fabric *fab, stru
 	op->heartbeat.fire = heartbeat_fire;
 	return op;
 fail:
-	release_fids(op);
-	opipe_destroy(&op->base);
+	discard_unattached(op);
 	return NULL;
 }
 
@@ -1490,8 +1488,7 @@ static void listener_event(struct bg_watch *w, uint32_t events)
 		op->peer_rma = peer_can_read(&ev, n);
 		struct cm_data cm = cm_data_of(op);
 		if (fi_accept(op->fep, &cm, sizeof(cm))) {
-			release_fids(op);
-			opipe_destroy(&op->base);
+			discard_unattached(op);
 		} else {
 			watch_unattached(op);
 		}
@@ -1514,7 +1511,7 @@ static void listener_rearm_fire(struct bg_timer *t)
 {
 	struct ofi_ep *oe = (struct ofi_ep *)((char *)t - offsetof(struct ofi_ep, rearm));
 	pthread_mutex_lock(&oe->ep->sock->mtx);
-	if (!oe->stopped && oe->rdm && oe->cq_fd < 0) {
+	if (!oe->stopped && oe->rdm) {
 		rdm_listener_poll(oe); /* no fd: look, and look again later */
 		if (!oe->stopped)
 			bg_timer_arm(&oe->rearm, now_ms() + LISTENER_REARM_MS);
@@ -1554,6 +1551,18 @@ static int ofi_ep_init(struct endpoint *ep, bool passive, struct ofi_ep **out)
 	return 0;
 }
 
+/* The port a listening fid got (port 0 binds a free one); "?" if unknown. */
+static void bound_port(struct fid *fid, char port[8])
+{
+	struct sockaddr_storage sa;
+	size_t len = sizeof(sa);
+	snprintf(port, 8, "?");
+	if (fi_getname(fid, &sa, &len) == 0)
+		snprintf(port, 8, "%u",
+			 ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+							: ((struct sockaddr_in *)&sa)->sin_port));
+}
+
 static void describe(struct endpoint *ep, struct ofi_ep *oe, const char *port)
 {
 	const char *ip = oe->addr.ip;
@@ -1585,13 +1594,8 @@ int ofi_bind(struct endpoint *ep)
 		rc = frc == -FI_EADDRINUSE ? EADDRINUSE : EIO;
 		goto fail;
 	}
-	struct sockaddr_storage sa;
-	size_t len = sizeof(sa);
-	char port[8] = "?";
-	if (fi_getname(&oe->pep->fid, &sa, &len) == 0)
-		snprintf(port, sizeof(port), "%u",
-			 ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-							: ((struct sockaddr_in *)&sa)->sin_port));
+	char port[8];
+	bound_port(&oe->pep->fid, port);
 	describe(ep, oe, port);
 	oe->watch.fd = oe->eq_fd;
 	oe->watch.on_event = listener_event;
@@ -1713,32 +1717,11 @@ static void rdm_accept(struct ofi_ep *oe, const uint8_t *msg, size_t len)
 	op->welcomed = op->connected = true;
 	op->peer_rma = rma;
 	if (!insert_peer(op, name) || !send_hello(op, WELCOME)) {
-		release_fids(op);
-		opipe_destroy(&op->base);
+		discard_unattached(op);
 		return;
 	}
 	DBG("ofi %p: accepted %s\n", (void *)op, oe->named ? (char *)name : "");
 	send_sp_header(op);
-	watch_unattached(op);
-}
-
-static void rdm_dial(struct endpoint *ep, struct ofi_ep *oe)
-{
-	if (oe->named && shm_local(oe->name)) {
-		DBG("ofi: %s is a listener of this process: not dialing\n", oe->name);
-		return; /* see shm_local.h; ofi_connect said so when it could */
-	}
-	struct opipe *op = opipe_new(ep, oe->fab, oe->info);
-	DBG("ofi rdm dial: pipe %p\n", (void *)op);
-	if (!op || !insert_peer(op, oe->named ? (void *)oe->name : oe->info->dest_addr) || !send_hello(op, HELLO)) {
-		if (op) {
-			release_fids(op);
-			opipe_destroy(&op->base);
-		}
-		sock_ep_redial_later(ep);
-		return;
-	}
-	oe->pending = op;
 	watch_unattached(op);
 }
 
@@ -1816,23 +1799,6 @@ static bool rdm_listener_poll(struct ofi_ep *oe)
 	return any;
 }
 
-static void rdm_listener_event(struct bg_watch *w, uint32_t events)
-{
-	struct ofi_ep *oe = (struct ofi_ep *)((char *)w - offsetof(struct ofi_ep, watch));
-	(void)events;
-	pthread_mutex_lock(&oe->ep->sock->mtx);
-	bool any = rdm_listener_poll(oe);
-	if (!oe->stopped) {
-		struct fid *fids[1] = { &oe->cq->fid };
-		fi_trywait(oe->fab->fabric, fids, 1);
-		if (any)
-			bg_watch_mod(&oe->watch, EPOLLIN | EPOLLONESHOT);
-		else
-			bg_timer_arm(&oe->rearm, now_ms() + LISTENER_REARM_MS);
-	}
-	pthread_mutex_unlock(&oe->ep->sock->mtx);
-}
-
 static void rdm_listener_close(struct ofi_ep *oe)
 {
 	if (oe->lep)
@@ -1861,7 +1827,7 @@ static int rdm_listener_open(struct ofi_ep *oe)
 	int frc;
 	if ((frc = fi_domain(oe->fab->fabric, oe->info, &oe->domain, NULL)) ||
 	    (frc = fi_av_open(oe->domain, &ava, &oe->av, NULL)) ||
-	    (frc = cq_open(oe->domain, 4 * NHELLO, true, &oe->cq, &oe->cq_fd)) ||
+	    (frc = cq_open(oe->domain, 4 * NHELLO, true, &oe->cq, &(int){ -1 })) ||
 	    (frc = fi_endpoint(oe->domain, oe->info, &oe->lep, NULL)) ||
 	    (frc = fi_ep_bind(oe->lep, &oe->av->fid, 0)) ||
 	    (frc = fi_ep_bind(oe->lep, &oe->cq->fid, FI_TRANSMIT | FI_RECV)) ||
@@ -1907,49 +1873,41 @@ static int rdm_bind(struct endpoint *ep, struct ofi_ep *oe)
 			rc = rdm_listener_open(oe);
 		}
 	} else if (!(rc = rdm_listener_open(oe))) {
-		struct sockaddr_storage sa;
-		size_t len = sizeof(sa);
-		snprintf(port, sizeof(port), "?");
-		if (fi_getname(&oe->lep->fid, &sa, &len) == 0)
-			snprintf(port, sizeof(port), "%u",
-				 ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-								: ((struct sockaddr_in *)&sa)->sin_port));
+		bound_port(&oe->lep->fid, port);
 	}
 	if (rc)
 		return rc;
 	describe(ep, oe, port);
-	oe->watch.fd = oe->cq_fd;
-	oe->watch.on_event = rdm_listener_event;
-	oe->rearm.fire = listener_rearm_fire;
-	struct fid *fids[1] = { &oe->cq->fid };
-	if (oe->cq_fd < 0)
-		bg_timer_arm(&oe->rearm, now_ms() + LISTENER_REARM_MS);
-	else if (fi_trywait(oe->fab->fabric, fids, 1), bg_watch_add(&oe->watch, EPOLLIN | EPOLLONESHOT)) {
-		rdm_listener_close(oe);
-		return EIO;
-	}
+	oe->rearm.fire = listener_rearm_fire; /* polls the hellos: RDM CQs have no fd */
+	bg_timer_arm(&oe->rearm, now_ms() + LISTENER_REARM_MS);
 	return 0;
 }
 
 /* ---- dialers ---------------------------------------------------------------- */
+
+/* MSG: fi_connect with our private data; RDM: HELLO to the listener. */
+static bool start_connecting(struct opipe *op, struct ofi_ep *oe)
+{
+	if (op->rdm)
+		return insert_peer(op, oe->named ? (void *)oe->name : oe->info->dest_addr) && send_hello(op, HELLO);
+	struct cm_data cm = cm_data_of(op);
+	return fi_connect(op->fep, oe->info->dest_addr, &cm, sizeof(cm)) == 0;
+}
 
 static void dial(struct endpoint *ep)
 {
 	struct ofi_ep *oe = ep->tdata;
 	if (oe->stopped || oe->pending)
 		return;
-	if (oe->rdm) {
-		rdm_dial(ep, oe);
-		return;
+	if (oe->named && shm_local(oe->name)) {
+		DBG("ofi: %s is a listener of this process: not dialing\n", oe->name);
+		return; /* see shm_local.h; ofi_connect said so when it could */
 	}
 	struct opipe *op = opipe_new(ep, oe->fab, oe->info);
 	DBG("ofi dial: pipe %p\n", (void *)op);
-	struct cm_data cm = op ? cm_data_of(op) : (struct cm_data){ 0 };
-	if (!op || fi_connect(op->fep, oe->info->dest_addr, &cm, sizeof(cm))) {
-		if (op) {
-			release_fids(op);
-			opipe_destroy(&op->base);
-		}
+	if (!op || !start_connecting(op, oe)) {
+		if (op)
+			discard_unattached(op);
 		sock_ep_redial_later(ep);
 		return;
 	}
@@ -1991,7 +1949,7 @@ static void ofi_stop(struct endpoint *ep)
 	struct ofi_ep *oe = ep->tdata;
 	pthread_mutex_lock(&ep->sock->mtx);
 	oe->stopped = true;
-	if (oe->eq || (oe->lep && oe->cq_fd >= 0))
+	if (oe->eq)
 		bg_watch_del(&oe->watch);
 	bg_timer_cancel(&oe->rearm);
 	rdm_listener_close(oe);
