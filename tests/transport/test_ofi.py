@@ -1,53 +1,20 @@
-"""ofi:// on libfabric's connected-endpoint providers present here (tcp,
-sockets; verbs where an RDMA device exists): every socket type, big
-messages, reconnect, and provider/fabric selection."""
+"""ofi:// on the libfabric providers under test (ofi_providers.py): every
+socket type, big messages, reconnect, and provider/fabric selection."""
 import threading
 import time
 
 import pytest
 
 import nnofi
-import nnofi.fabric
 
-import os
+from ofi_providers import MSG_PROVIDERS, TESTED, url_for
 
-FOUND = {(p.provider, p.ep_type) for p in nnofi.fabric.providers()}
-MSG_PROVIDERS = sorted({name for name, ep_type in FOUND if ep_type == "MSG" and ";" not in name})
-# Connected endpoints (MSG), then reliable-datagram ones (RDM) with nnofi's
-# own connection handshake on top.
-CANDIDATES = [("tcp", "MSG"), ("sockets", "MSG"), ("verbs", "MSG"),
-              ("shm", "RDM"), ("tcp;ofi_rxm", "RDM"), ("udp;ofi_rxd", "RDM"), ("verbs;ofi_rxm", "RDM")]
-# sockets: reports a send complete before the bytes left, so a close right
-# after sending can lose the tail (linger cannot see it); until nnofi asks
-# it for delivery completion it runs only on request:
-# NNOFI_TEST_PROVIDERS=tcp,sockets
-DEFAULT = "tcp,verbs,shm,tcp;ofi_rxm,verbs;ofi_rxm"
-WANTED = os.environ.get("NNOFI_TEST_PROVIDERS", DEFAULT).split(",")
-TESTED = [name for name, ep_type in CANDIDATES if (name, ep_type) in FOUND and name in WANTED]
 OPTS = dict(recv_timeout=5000, send_timeout=5000)
 
 
 def test_verbs_needs_an_rdma_device():
     if "verbs" not in MSG_PROVIDERS:
         pytest.skip("no verbs provider: this kernel has no RDMA device (no rdma_rxe, no HCA)")
-
-
-# libfabric's shm cannot connect two endpoints of one process (nnofi
-# refuses it: see test_shm_within_one_process_is_refused), so tests with
-# both ends here run on the others, and test_ofi_processes.py runs every
-# provider across two processes.
-IN_PROCESS = [p for p in TESTED if p != "shm"]
-
-
-@pytest.fixture(params=IN_PROCESS)
-def provider(request):
-    return request.param
-
-
-@pytest.fixture(params=TESTED)
-def any_provider(request):
-    """A provider for a test whose ends are in different processes."""
-    return request.param
 
 
 def test_shm_within_one_process_is_refused():
@@ -57,10 +24,6 @@ def test_shm_within_one_process_is_refused():
         url = a.bind(url_for("shm")).url
         with pytest.raises(nnofi.NotSupported, match="inproc://"):
             b.connect(url)
-
-
-def url_for(provider):
-    return f"ofi://127.0.0.1:0@{provider}"
 
 
 def test_endpoint_reports_fabric_and_provider(provider):

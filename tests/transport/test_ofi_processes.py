@@ -4,11 +4,9 @@ and the way applications use the others."""
 import multiprocessing as mp
 import time
 
-import pytest
-
 import nnofi
 
-from test_ofi import TESTED, url_for
+from ofi_providers import url_for
 
 TIMEOUT_MS = 10000
 N = 50
@@ -55,11 +53,6 @@ def _peer(kind, url, n, conn):
         conn.send(f"{type(e).__name__}: {e}")
 
 
-@pytest.fixture(params=TESTED)
-def provider(request):
-    return request.param
-
-
 class Peer:
     """A child process running _peer; joins it, bounded, on exit."""
 
@@ -95,7 +88,8 @@ def sock(cls, provider, **kw):
     return s, s.bind(url_for(provider)).url
 
 
-def test_pair(provider):
+def test_pair(any_provider):
+    provider = any_provider
     s, url = sock(nnofi.Pair, provider)
     with s, Peer("pair", url) as peer:
         for i in range(N):
@@ -104,7 +98,8 @@ def test_pair(provider):
         assert peer.result() == "done"
 
 
-def test_req_rep(provider):
+def test_req_rep(any_provider):
+    provider = any_provider
     s, url = sock(nnofi.Req, provider)
     with s, Peer("rep", url) as peer:
         for i in range(N):
@@ -113,7 +108,8 @@ def test_req_rep(provider):
         assert peer.result() == "done"
 
 
-def test_push_pull_with_a_big_message(provider):
+def test_push_pull_with_a_big_message(any_provider):
+    provider = any_provider
     s, url = sock(nnofi.Push, provider)
     big = bytes(range(256)) * (3 << 12)  # 3 MiB: rendezvous where there is RMA
     sent = [b"p%d" % i for i in range(N - 1)] + [big]
@@ -123,7 +119,8 @@ def test_push_pull_with_a_big_message(provider):
         assert peer.result() == sent
 
 
-def test_pub_sub(provider):
+def test_pub_sub(any_provider):
+    provider = any_provider
     s, url = sock(nnofi.Pub, provider)
     with s, Peer("sub", url) as peer:
         # a subscriber gets what is published once the connection is up:
@@ -136,7 +133,8 @@ def test_pub_sub(provider):
         assert got == sent, got
 
 
-def test_surveyor_respondent(provider):
+def test_surveyor_respondent(any_provider):
+    provider = any_provider
     s, url = sock(nnofi.Surveyor, provider, survey_time=5000)
     with s, Peer("respondent", url, n=10) as peer:
         wait_connected(s)
@@ -146,7 +144,8 @@ def test_surveyor_respondent(provider):
         assert peer.result() == "done"
 
 
-def test_bus(provider):
+def test_bus(any_provider):
+    provider = any_provider
     s, url = sock(nnofi.Bus, provider)
     with s, Peer("bus", url, n=20) as peer:
         wait_connected(s)

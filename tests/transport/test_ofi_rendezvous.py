@@ -15,21 +15,10 @@ import pytest
 import nnofi
 from nnofi._native import ffi, lib
 
-from test_ofi import IN_PROCESS, TESTED, url_for
+from ofi_providers import url_for
 
 OPTS = dict(recv_timeout=10000, send_timeout=10000, recv_max_size=-1)
 BIG = 1 << 20  # over the default rendezvous_min (128 KiB)
-
-
-@pytest.fixture(params=IN_PROCESS)
-def provider(request):
-    """Both ends in this process: not shm (see test_ofi.py)."""
-    return request.param
-
-
-@pytest.fixture(params=TESTED)
-def any_provider(request):
-    return request.param
 
 
 def readonly(nbytes, seed=1):

@@ -146,11 +146,9 @@ def nnofi_bind_url(transport, shortdir):
     return "ipc://" + os.path.join(shortdir, "n.ipc") if transport == "ipc" else "tcp://127.0.0.1:0"
 
 
-def raw_peer(kind, transport, how, shortdir, stack, **kw):
-    """An nnofi socket of `kind` and a raw connection to it that has done
-    the SP handshake as the matching peer. Returns (nnofi socket, raw
-    socket, the header nnofi sent)."""
-    sock = nn_sock(kind, stack, **kw)
+def raw_link(sock, transport, how, shortdir, stack):
+    """A raw socket connected to the nnofi socket (nnofi binding or
+    connecting, per `how`), before any bytes are exchanged."""
     if how == "nnofi-binds":
         ep = sock.bind(nnofi_bind_url(transport, shortdir))
         raw = raw_connect(ep.url, stack)
@@ -160,6 +158,15 @@ def raw_peer(kind, transport, how, shortdir, stack, **kw):
         raw, _ = ls.accept()
         raw.settimeout(5)
         stack.append(raw)
+    return raw
+
+
+def raw_peer(kind, transport, how, shortdir, stack, **kw):
+    """An nnofi socket of `kind` and a raw connection to it that has done
+    the SP handshake as the matching peer. Returns (nnofi socket, raw
+    socket, the header nnofi sent)."""
+    sock = nn_sock(kind, stack, **kw)
+    raw = raw_link(sock, transport, how, shortdir, stack)
     raw.sendall(sp_header(PROTO[PEER[kind]]))
     header = recv_exact(raw, 8)
     return sock, raw, header
@@ -181,16 +188,7 @@ def test_sp_header_has_the_protocol_id(kind, transport, how, shortdir, stack):
 def test_header_sent_before_the_peer_speaks(kind, transport, how, shortdir, stack):
     """nanomsg and nng both send their header at once; a peer that waits
     for ours before sending its own must not deadlock."""
-    sock = nn_sock(kind, stack)
-    if how == "nnofi-binds":
-        ep = sock.bind(nnofi_bind_url(transport, shortdir))
-        raw = raw_connect(ep.url, stack)
-    else:
-        ls, url = raw_listener(transport, shortdir, stack)
-        sock.connect(url)
-        raw, _ = ls.accept()
-        raw.settimeout(5)
-        stack.append(raw)
+    raw = raw_link(nn_sock(kind, stack), transport, how, shortdir, stack)
     assert recv_exact(raw, 8) == sp_header(PROTO[kind])
 
 
