@@ -45,6 +45,7 @@
 #include <rdma/fi_cm.h>
 #include <rdma/fi_domain.h>
 #include <rdma/fi_endpoint.h>
+#include <sched.h>
 #include <rdma/fi_eq.h>
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
@@ -64,7 +65,7 @@
  * these (real lengths stay below 2^46), then the control body. */
 #define CTL_RDV 0x80 /* u64 total, u64 remote addr, u64 key, u64 id, SP header words */
 #define CTL_ACK 0x81 /* u64 id: the peer has read rendezvous `id` */
-#define CTL_BYE 0x82 /* empty: the peer closes (RDM has no FI_SHUTDOWN) */
+#define CTL_BYE 0x82 /* empty: the peer closes, nothing follows (RDM has no FI_SHUTDOWN; sockets reports one before the last data) */
 #define CTL_PING 0x83 /* empty: RDM heartbeat */
 #define RDV_DESC 32
 #define CTL_MAX (8 + RDV_DESC + NNOFI_MAX_HDR)
@@ -81,6 +82,9 @@
  * broken. */
 #define HEARTBEAT_MS 500
 #define PEER_TIMEOUT_MS 3000
+/* MSG: how long a peer's last data may trail its FI_SHUTDOWN when no BYE
+ * came (it died, or its BYE was lost as it closed) */
+#define SHUTDOWN_GRACE_MS 500
 #define NHELLO 4
 #define HELLO_MAX 256
 
@@ -332,10 +336,10 @@ struct opipe {
 	struct bg_timer eq_rearm;
 	/* RDM (shm, rxm): the pipe's own endpoint talks to one peer address;
 	 * no EQ. A CQ without a wait fd (shm) is polled by a timer. */
-	bool rdm, welcomed, peer_gone;
+	bool rdm, welcomed, peer_gone, shut_seen;
 	struct fid_av *av;
 	fi_addr_t peer;
-	struct bg_timer poll, hs_timeout, heartbeat;
+	struct bg_timer poll, hs_timeout, heartbeat, shut_grace;
 	int64_t last_heard;
 	bool connected, attached, closing, cq_watched;
 	struct obuf rx[NRX], tx[NTX];
@@ -864,7 +868,7 @@ static void watch_backlog(struct opipe *op)
 	 * ahead, like the background watch of tcp pipes */
 	const struct proto_ops *proto = op->base.sock->proto;
 	bool backlog = op->cur || op->txq.count || op->ctl_len || op->outs || op->rd.active ||
-		       proto->send_only || proto->drop_when_full;
+		       op->shut_seen || proto->send_only || proto->drop_when_full;
 	if (backlog && !op->cq_watched)
 		op->cq_watched = bg_watch_add(&op->cq_watch, EPOLLIN) == 0;
 	else if (!backlog && op->cq_watched) {
@@ -900,6 +904,7 @@ static bool progress(struct opipe *op)
 			if (c->kind == CTX_TX) {
 				((struct obuf *)c)->busy = false;
 			} else if (c->kind == CTX_READ) {
+				op->last_heard = now_ms(); /* the peer served it */
 				rdv_read_done(op, c);
 			} else {
 				int k = (int)((struct obuf *)c - op->rx);
@@ -1070,13 +1075,48 @@ static void stop_watching(struct opipe *op)
 	bg_timer_cancel(&op->poll);
 	bg_timer_cancel(&op->hs_timeout);
 	bg_timer_cancel(&op->heartbeat);
+	bg_timer_cancel(&op->shut_grace);
+}
+
+/* Wait, BYE_FLUSH_MS at most, for the sends posted to complete before
+ * the endpoint closes (closing it drops what a provider still holds);
+ * receives completing meanwhile are dropped with the pipe. */
+#define BYE_FLUSH_MS 100
+static void flush_tx(struct opipe *op)
+{
+	int64_t deadline = now_ms() + BYE_FLUSH_MS;
+	for (;;) {
+		bool busy = false;
+		for (int i = 0; i < NTX; i++)
+			busy |= op->tx[i].busy;
+		if (!busy || now_ms() > deadline)
+			return;
+		struct fi_cq_msg_entry ents[16];
+		ssize_t n = fi_cq_read(op->cq, ents, 16);
+		if (n == -FI_EAVAIL) {
+			struct fi_cq_err_entry err = { 0 };
+			fi_cq_readerr(op->cq, &err, 0);
+			return;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			struct octx *c = ents[i].op_context;
+			if (c->kind == CTX_TX)
+				((struct obuf *)c)->busy = false;
+		}
+		if (n == -FI_EAGAIN)
+			sched_yield();
+		else if (n < 0)
+			return;
+	}
 }
 
 static void opipe_close(struct pipe *p)
 {
 	struct opipe *op = (struct opipe *)p;
-	if (op->rdm && !op->peer_gone && !p->broken && queue_ctl(op, CTL_BYE, NULL, 0))
-		tx_pump(op); /* best effort: the peer has no other way to know */
+	/* best effort: an RDM peer has no other way to know; a MSG peer
+	 * learns from it that the data before it is all there */
+	if (op->attached && !op->peer_gone && !p->broken && queue_ctl(op, CTL_BYE, NULL, 0) && !tx_pump(op))
+		flush_tx(op);
 	op->closing = true;
 	stop_watching(op);
 	struct epoll_event ev = { 0 };
@@ -1284,8 +1324,14 @@ static void eq_drain(struct opipe *op)
 				op->peer_rma = peer_can_read(&ev, n);
 			if (!op->sp_sent)
 				send_sp_header(op);
-		} else if (event == FI_SHUTDOWN) {
-			opipe_fail(op);
+		} else if (event == FI_SHUTDOWN && !op->shut_seen) {
+			/* The peer closed, but what it sent last may not be in the
+			 * CQ yet (sockets reports the shutdown before its last
+			 * data): read on until its BYE ends the pipe in order, or
+			 * for SHUTDOWN_GRACE_MS at most (no BYE: it died). */
+			op->shut_seen = true;
+			bg_timer_arm(&op->shut_grace, now_ms() + SHUTDOWN_GRACE_MS);
+			watch_backlog(op);
 		}
 	}
 }
@@ -1346,6 +1392,7 @@ static void cq_event(struct bg_watch *w, uint32_t events)
 
 static void poll_fire(struct bg_timer *t);
 static void hs_timeout_fire(struct bg_timer *t);
+static void shut_grace_fire(struct bg_timer *t);
 static void heartbeat_fire(struct bg_timer *t);
 
 /* A CQ with a wait fd (*fd), or, polled, without (*fd = -1): RDM
@@ -1423,6 +1470,7 @@ static struct opipe *opipe_new(struct endpoint *ep, struct ofi_fabric *fab, stru
 	op->cq_watch.on_event = cq_event;
 	op->poll.fire = poll_fire;
 	op->hs_timeout.fire = hs_timeout_fire;
+	op->shut_grace.fire = shut_grace_fire;
 	op->heartbeat.fire = heartbeat_fire;
 	return op;
 fail:
@@ -1755,6 +1803,22 @@ static void heartbeat_fire(struct bg_timer *t)
 			if (!op->base.dead)
 				bg_timer_arm(&op->heartbeat, now_ms() + HEARTBEAT_MS);
 		}
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* The peer shut its connection down and sent no BYE: it is gone. */
+static void shut_grace_fire(struct bg_timer *t)
+{
+	struct opipe *op = (struct opipe *)((char *)t - offsetof(struct opipe, shut_grace));
+	struct nnofi_sock *s = op->base.sock;
+	pthread_mutex_lock(&s->mtx);
+	if (!op->base.dead && !op->closing)
+		progress(op); /* what did arrive is delivered first */
+	if (!op->base.dead && !op->closing) {
+		DBG("ofi %p: shutdown without bye\n", (void *)op);
+		opipe_fail(op);
+		sock_kick_locked(s);
 	}
 	pthread_mutex_unlock(&s->mtx);
 }

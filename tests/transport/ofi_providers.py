@@ -10,11 +10,11 @@ MSG_PROVIDERS = sorted({name for name, ep_type in FOUND if ep_type == "MSG" and 
 # own connection handshake on top.
 CANDIDATES = [("tcp", "MSG"), ("sockets", "MSG"), ("verbs", "MSG"),
               ("shm", "RDM"), ("tcp;ofi_rxm", "RDM"), ("udp;ofi_rxd", "RDM"), ("verbs;ofi_rxm", "RDM")]
-# sockets: reports a send complete before the bytes left, so a close right
-# after sending can lose the tail (linger cannot see it); udp;ofi_rxd: its
-# reads progress only when polled, too slow for the 256 MiB test in a
-# parallel run. Both run only on request: NNOFI_TEST_PROVIDERS=tcp,sockets
-DEFAULT = "tcp,verbs,shm,tcp;ofi_rxm,verbs;ofi_rxm"
+# Every provider but sockets by default (NNOFI_TEST_PROVIDERS=tcp,shm
+# narrows the run, or adds sockets): libfabric 1.17's sockets provider
+# sometimes loses a closing peer's last frames, and its fi_close can hang
+# joining its own connection thread (README, providers).
+DEFAULT = ",".join(name for name, _ in CANDIDATES if name != "sockets")
 WANTED = os.environ.get("NNOFI_TEST_PROVIDERS", DEFAULT).split(",")
 TESTED = [name for name, ep_type in CANDIDATES if (name, ep_type) in FOUND and name in WANTED]
 # libfabric's shm cannot connect two endpoints of one process (nnofi

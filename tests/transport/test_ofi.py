@@ -186,6 +186,34 @@ def _push_and_exit(url, count):
     # leaving the with-block closes the socket: linger must deliver the rest
 
 
+def test_pushers_closing_at_once_lose_nothing(provider):
+    """Two PUSHes close right after their last send, ten times over: the
+    PULL gets every message in order, and each close reaches it as a BYE
+    (an orderly close), not as a broken pipe."""
+    count, rounds = 200, 10
+    with nnofi.Pull(**OPTS) as pull:
+        url = pull.bind(url_for(provider)).url
+
+        def push(tag):
+            with nnofi.Push(connect=url, **OPTS) as p:
+                for i in range(count):
+                    p.send(b"%s-%d" % (tag, i))
+
+        for r in range(rounds):
+            threads = [threading.Thread(target=push, args=(tag,)) for tag in (b"a", b"b")]
+            for t in threads:
+                t.start()
+            got = [pull.recv() for _ in range(2 * count)]
+            for t in threads:
+                t.join(10)
+            for tag in (b"a", b"b"):
+                assert [m for m in got if m.startswith(tag + b"-")] == [b"%s-%d" % (tag, i) for i in range(count)]
+        deadline = time.monotonic() + 5
+        while pull.stats["pipes_closed"] + pull.stats["pipes_broken"] < 2 * rounds:
+            assert time.monotonic() < deadline, pull.stats
+            time.sleep(0.01)
+        assert pull.stats["pipes_broken"] == 0, pull.stats
+
 def test_close_lingers_until_sent(any_provider):
     provider = any_provider
     import multiprocessing as mp
