@@ -29,14 +29,16 @@ deps:
 $(STAMP): $(NATIVE_SOURCES) | deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	NNOFI_WERROR=1 $(PY) -m pip install -q -e '.[test,bench]'
+	NNOFI_WERROR=1 $(PY) -m pip install -q -e '.[test,bench,lab]'
 	touch $@
 
 venv build: $(STAMP)
 
-# The whole suite, in parallel.
+# The whole suite, in parallel; then the multi-node tests on the best lab
+# this machine has (Docker, else namespaces, else local processes: LAB=auto).
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -q tests
+	$(MAKE) --no-print-directory lab-test
 
 # The suite against an ASan+UBSan build of the native core (built apart
 # from the normal one, in build/asan).
@@ -73,3 +75,37 @@ fuzz: deps build/fuzz/fuzz_wire
 
 clean:
 	rm -rf build $(VENV) *.egg-info nnofi/*.so native/*.o
+
+# The lab's Docker images (docker/README.md): nnofi-base:bookworm, built
+# offline by debootstrap (NNOFI_BASE=registry: FROM debian:bookworm-slim),
+# and nnofi-node:latest with nnofi installed. Skips what is up to date.
+NNOFI_BASE ?= debootstrap
+.PHONY: images images-clean
+images:
+	NNOFI_BASE=$(NNOFI_BASE) docker/build-images.sh
+
+# Keeps build/lab's download caches (debootstrap tarball, apt archives).
+images-clean:
+	for i in nnofi-node:latest nnofi-base:bookworm; do \
+		if docker image inspect $$i >/dev/null 2>&1; then docker image rm $$i; fi; \
+	done
+	rm -rf --one-file-system build/lab/rootfs build/lab/rootfs.recipe
+
+# The lab (lab/README.md): NODES nodes (default: the topology's 3) of the
+# topology LAB: a name in lab/topologies or a .yaml path; auto (default)
+# takes laptop (Docker) when an engine answers, else netns (root), else
+# local, and says which. RXE=1 makes rxe soft-RoCE devices where the host
+# kernel has rdma_rxe. lab-test runs tests/lab on the lab (brought up and
+# down again if it was not up).
+LAB ?= auto
+NODES ?=
+RXE ?= 0
+.PHONY: lab-up lab-down lab-status lab-test
+lab-up: $(STAMP)
+	$(PY) -m nnofi_lab up --topology $(LAB) $(if $(NODES),--nodes $(NODES)) $(if $(filter 1,$(RXE)),--rxe)
+lab-down: $(STAMP)
+	$(PY) -m nnofi_lab down --topology $(LAB)
+lab-status: $(STAMP)
+	$(PY) -m nnofi_lab status --topology $(LAB)
+lab-test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -q --lab $(LAB) tests/lab

@@ -1,0 +1,38 @@
+"""local: every node is a process on this machine with an address of its
+own in 127.0.0.0/8 (Linux routes all of it to lo), so tests still cross
+addresses. Nothing to create; `down` stops leftover node processes."""
+from __future__ import annotations
+
+import socket
+
+from .base import MARK, Backend, default_python, kill_pids, marked_pids
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def up(self, topo, log, rxe=False):
+        for n in topo.nodes:
+            with socket.socket() as s:
+                try:
+                    s.bind((n.address, 0))
+                except OSError as e:
+                    raise RuntimeError(f"{n.name}: cannot bind {n.address}: {e}") from None
+        if rxe:
+            log("  RXE=1: the local backend has no network devices of its own; verbs tests will skip")
+
+    def down(self, topo, log):
+        kill_pids(marked_pids(topo.name), log, "node")
+
+    def status(self, topo):
+        pids = marked_pids(topo.name)
+        return [{"node": n.name, "address": n.address, "state": "up",
+                 "detail": f"{len(pids)} lab process(es) on this machine" if pids else "loopback"}
+                for n in topo.nodes]
+
+    def gateway_spec(self, topo, node):
+        return f"popen//python=env {MARK}={topo.name} {default_python(topo, node)}"
+
+    def testinfra_host(self, topo, node):
+        import testinfra
+        return testinfra.get_host("local://")
