@@ -1359,7 +1359,16 @@ static void eq_event(struct bg_watch *w, uint32_t events)
 	struct nnofi_sock *s = op->base.sock;
 	(void)events;
 	pthread_mutex_lock(&s->mtx);
-	eq_drain(op);
+	/* An attached pipe's EQ fd wakes us when data waits (tcp); the peer's
+	 * BYE or shutdown is seen only by reading the CQ, which nobody else
+	 * does while the application is not receiving. Not while reads are
+	 * paused: the receive queue is full. */
+	if (op->attached && !s->reads_paused) {
+		if (progress(op))
+			sock_kick_locked(s);
+	} else {
+		eq_drain(op);
+	}
 	if (!op->base.dead && !op->closing) {
 		struct fid *fids[1] = { &op->eq->fid };
 		fi_trywait(op->fab->fabric, fids, 1); /* before the fd is slept on */
