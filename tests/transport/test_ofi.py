@@ -208,10 +208,13 @@ def test_pushers_closing_at_once_lose_nothing(provider):
                 t.join(10)
             for tag in (b"a", b"b"):
                 assert [m for m in got if m.startswith(tag + b"-")] == [b"%s-%d" % (tag, i) for i in range(count)]
+        # nothing more comes (no duplicates) while the last closes land
+        pull.recv_timeout = 50
         deadline = time.monotonic() + 5
         while pull.stats["pipes_closed"] + pull.stats["pipes_broken"] < 2 * rounds:
             assert time.monotonic() < deadline, pull.stats
-            time.sleep(0.01)
+            with pytest.raises(nnofi.Timeout):
+                pull.recv()
         assert pull.stats["pipes_broken"] == 0, pull.stats
 
 def test_close_lingers_until_sent(any_provider):
