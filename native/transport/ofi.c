@@ -994,15 +994,19 @@ static bool opipe_busy(struct pipe *p)
 	return fi_trywait(op->fab->fabric, fids, 1) != FI_SUCCESS;
 }
 
-static bool opipe_sending(struct pipe *p)
+/* A send buffer is posted and not completed yet. */
+static bool tx_posted(const struct opipe *op)
 {
-	struct opipe *op = (struct opipe *)p;
-	if (op->cur || op->txq.count || op->ctl_len || op->outs)
-		return true;
 	for (int i = 0; i < NTX; i++)
 		if (op->tx[i].busy)
 			return true;
 	return false;
+}
+
+static bool opipe_sending(struct pipe *p)
+{
+	struct opipe *op = (struct opipe *)p;
+	return op->cur || op->txq.count || op->ctl_len || op->outs || tx_posted(op);
 }
 
 /* Transfers end with the endpoint: drop their messages and registrations,
@@ -1085,12 +1089,7 @@ static void stop_watching(struct opipe *op)
 static void flush_tx(struct opipe *op)
 {
 	int64_t deadline = now_ms() + BYE_FLUSH_MS;
-	for (;;) {
-		bool busy = false;
-		for (int i = 0; i < NTX; i++)
-			busy |= op->tx[i].busy;
-		if (!busy || now_ms() > deadline)
-			return;
+	while (tx_posted(op) && now_ms() <= deadline) {
 		struct fi_cq_msg_entry ents[16];
 		ssize_t n = fi_cq_read(op->cq, ents, 16);
 		if (n == -FI_EAVAIL) {
