@@ -5,7 +5,14 @@ from ._native import lib
 OPTIONS = {
     "send_timeout": (lib.NNOFI_OPT_SEND_TIMEOUT, "ms a blocking send may wait (-1: forever)"),
     "recv_timeout": (lib.NNOFI_OPT_RECV_TIMEOUT, "ms a blocking receive may wait (-1: forever)"),
-    "recv_max_size": (lib.NNOFI_OPT_RECV_MAX_SIZE, "largest message accepted, bytes (-1: any)"),
+    "recv_max_size": (
+        lib.NNOFI_OPT_RECV_MAX_SIZE,
+        "largest message accepted from a peer, in bytes, SP header words (backtrace) included "
+        "(default 1048576; -1: no limit; 0: empty messages only, as in nanomsg). Over tcp, ipc "
+        "and ofi a larger frame, or rendezvous announce, closes that connection (counted in "
+        "frames_oversize) before any memory is allocated or registered for it. inproc is not "
+        "limited, as in nng: its messages come from this process, passed by pointer",
+    ),
     "send_buffer": (lib.NNOFI_OPT_SEND_BUFFER, "bytes queued for sending"),
     "recv_buffer": (lib.NNOFI_OPT_RECV_BUFFER, "bytes received ahead of recv()"),
     "reconnect_ivl": (lib.NNOFI_OPT_RECONNECT_IVL, "ms before redialing a lost peer"),
@@ -28,6 +35,11 @@ OPTIONS = {
     "mr_cache_max": (
         lib.NNOFI_OPT_MR_CACHE_MAX,
         "ofi: bytes of memory registrations a connection keeps cached (default 1 GiB)",
+    ),
+    "ipc_permissions": (
+        lib.NNOFI_OPT_IPC_PERMISSIONS,
+        "ipc: permission bits of the socket files of listeners bound after it is set, umask "
+        "not applied (default 0o600: only the owner may connect; 0o660 lets the group in)",
     ),
     "ofi_rma": (
         lib.NNOFI_OPT_OFI_RMA,
@@ -59,4 +71,6 @@ STATS = (
     "mr_bytes_registered",
     "rendezvous_sent",
     "rendezvous_recv",
+    # a listener's accept() failed for want of fds or memory (it pauses, then retries)
+    "accept_errors",
 )

@@ -6,11 +6,11 @@ import threading
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 from ._native import ffi, lib
-from .errors import BadURL, Closed, Error, NotSupported, from_errno
+from .errors import AddressInUse, BadURL, Closed, Error, NotSupported, from_errno
 from .message import Message
 from .options import OPTIONS, STATS
 from .url import explain as explain_url
-from .url import explain_ofi
+from .url import explain_ipc_in_use, explain_ofi
 
 Buffer = Union[bytes, bytearray, memoryview, Any]
 
@@ -139,6 +139,8 @@ class Socket:
                 raise BadURL(f"{kind} {url!r}: {explain_url(url, kind)}", rc)
             if rc == errno.ENODEV and url.startswith("ofi://"):
                 raise BadURL(f"{kind} {url!r}: {explain_ofi(url)}", rc)
+            if rc == errno.EADDRINUSE and url.startswith("ipc://"):
+                raise AddressInUse(f"{kind} {url!r}: {explain_ipc_in_use(url[len('ipc://'):])}", rc)
             if rc == errno.ENOTSUP and url.startswith("ofi://"):
                 raise NotSupported(
                     f"{kind} {url!r}: that is an shm listener of this same process; libfabric's shm "

@@ -7,6 +7,9 @@ URLs itself; this only explains why it refused one).
     ofi://IP:PORT[@FABRIC[:PROVIDER]]   libfabric; one name after @ is a
                                     fabric/domain or a provider
 """
+import os
+import stat
+
 TRANSPORTS = ("inproc", "ipc", "tcp", "ofi")
 IPC_PATH_MAX = 107
 
@@ -50,3 +53,15 @@ def explain_ofi(url: str) -> str:
         "fi_getinfo offers no connected (FI_EP_MSG) endpoint for this address and name. "
         f"MSG endpoints here: {listing}"
     )
+
+
+def explain_ipc_in_use(path: str) -> str:
+    """Why binding ipc://path found it taken (bind replaces only the
+    socket file of a listener that is gone)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "address in use"
+    if not stat.S_ISSOCK(mode):
+        return f"{path} exists and is not a socket (nnofi never removes such a file)"
+    return f"another socket listens on {path}"

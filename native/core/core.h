@@ -242,6 +242,7 @@ struct nnofi_sock {
 	int64_t spin_us; /* poll without sleeping this long before blocking */
 	int64_t survey_time;
 	int64_t rendezvous_min, mr_cache_max, ofi_rma; /* ofi:// */
+	int64_t ipc_permissions; /* mode bits of ipc socket files */
 
 	/* Messages ready for the user: per pipe (inq, served round-robin
 	 * through the ready list) plus rq for those whose pipe has gone. */

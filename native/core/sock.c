@@ -171,6 +171,7 @@ int nnofi_socket(int protocol, int raw, nnofi_sock **out)
 	s->rendezvous_min = 128 * 1024;
 	s->mr_cache_max = 1LL << 30;
 	s->ofi_rma = 1;
+	s->ipc_permissions = 0600;
 	s->timer.fire = sock_timer_fire;
 	s->next_pipe_id = 1;
 	s->next_ep_id = 1;
@@ -313,6 +314,7 @@ static int64_t *opt_slot(struct nnofi_sock *s, int opt)
 	case NNOFI_OPT_RENDEZVOUS_MIN: return &s->rendezvous_min;
 	case NNOFI_OPT_MR_CACHE_MAX: return &s->mr_cache_max;
 	case NNOFI_OPT_OFI_RMA: return &s->ofi_rma;
+	case NNOFI_OPT_IPC_PERMISSIONS: return &s->ipc_permissions;
 	default: return NULL;
 	}
 }
@@ -342,6 +344,8 @@ static bool opt_valid(int opt, int64_t v)
 		return v >= 0;
 	case NNOFI_OPT_OFI_RMA:
 		return v == 0 || v == 1;
+	case NNOFI_OPT_IPC_PERMISSIONS:
+		return v >= 0 && v <= 0777; /* permission bits only: no setuid, sticky */
 	default:
 		return false;
 	}

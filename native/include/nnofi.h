@@ -46,6 +46,9 @@
 /* 1 (default): connections use RMA where the provider has it; 0: never
  * (both directions copy, as with a provider without FI_RMA). */
 #define NNOFI_OPT_OFI_RMA 16
+/* ipc:// listeners bound after it is set: the socket file's permission
+ * bits (default 0600: only the owner may connect). */
+#define NNOFI_OPT_IPC_PERMISSIONS 17
 
 /* Statistics counters (index into nnofi_stats' array). The ones after
  * MSGS_DROPPED say why a connection or message was refused. */
@@ -70,7 +73,9 @@
 #define NNOFI_STAT_MR_BYTES_REGISTERED 17
 #define NNOFI_STAT_RENDEZVOUS_SENT 18
 #define NNOFI_STAT_RENDEZVOUS_RECV 19
-#define NNOFI_STAT_COUNT 20
+/* accept() failed for want of fds or memory: the listener paused */
+#define NNOFI_STAT_ACCEPT_ERRORS 20
+#define NNOFI_STAT_COUNT 21
 
 typedef struct nnofi_sock nnofi_sock;
 typedef struct nnofi_msg nnofi_msg;

@@ -9,6 +9,10 @@
 
 #define SP_HEADER_SIZE 8
 #define FRAME_HEADER_MAX 9 /* ipc: type byte + 64-bit length */
+/* A frame's body is allocated this big at first (or as big as what has
+ * arrived) and doubles as its bytes come: a peer that claims a big frame
+ * and sends little costs little. */
+#define FRAME_GROW_FIRST (256 * 1024)
 
 /* 00 'S' 'P' 00, protocol id (big-endian), 00 00 */
 void sp_header_encode(uint8_t out[SP_HEADER_SIZE], int protocol);

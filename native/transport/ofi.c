@@ -296,7 +296,7 @@ struct decoder {
 	uint8_t fh[8];
 	size_t fhgot;
 	nnofi_msg *m;
-	size_t got;
+	size_t got, cap; /* bytes of m's body in, and allocated */
 	/* a control frame (rendezvous descriptor or ack) being collected */
 	uint8_t ctl_kind;
 	uint8_t ctl[CTL_MAX];
@@ -749,14 +749,26 @@ static size_t feed(struct opipe *op, const uint8_t *data, size_t len)
 			size_t hsz;
 			uint64_t flen;
 			if (frame_header_decode(d->fh, 8, false, s->recv_max_size, &hsz, &flen) != FRAME_OK ||
-			    flen > (1ULL << 46) || !(d->m = msg_try_alloc((size_t)flen))) {
+			    flen > (1ULL << 46) ||
+			    !(d->m = msg_try_alloc(flen < FRAME_GROW_FIRST ? (size_t)flen : FRAME_GROW_FIRST))) {
 				sock_stat(s, NNOFI_STAT_FRAMES_OVERSIZE, 1);
 				opipe_fail(op);
 				break;
 			}
+			d->cap = d->m->len;
+			d->m->len = (size_t)flen;
 			d->got = 0;
 		}
-		size_t want = d->m->len - d->got;
+		if (d->got == d->cap && d->got < d->m->len) { /* grow as the bytes come */
+			size_t cap = d->cap * 2 < d->m->len ? d->cap * 2 : d->m->len;
+			if (!msg_try_resize(d->m, cap)) {
+				sock_stat(s, NNOFI_STAT_FRAMES_OVERSIZE, 1);
+				opipe_fail(op);
+				break;
+			}
+			d->cap = cap;
+		}
+		size_t want = d->cap - d->got;
 		size_t n = want < len ? want : len;
 		memcpy(d->m->body + d->got, data, n);
 		d->got += n;

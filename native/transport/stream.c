@@ -28,7 +28,10 @@
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define READ_BUDGET (4 * 1024 * 1024)
 #define MAX_SANE_FRAME (1ULL << 46)
-#define GROW_FIRST (256 * 1024)
+/* Out of fds or memory, a listener pauses this long before it accepts
+ * again: fds come back as peers and stalled handshakes go, and retrying
+ * ten times a second costs nothing (nng also sleeps and retries). */
+#define ACCEPT_RETRY_MS 100
 
 /* ---- addresses ---------------------------------------------------------- */
 
@@ -391,7 +394,7 @@ static bool parse_buffered(struct spipe *sp)
 		 * with the bytes that really arrive, so a peer that only claims a
 		 * big frame costs little (and a length no machine could hold is
 		 * a lie, even with recv_max_size -1). */
-		size_t first = avail > GROW_FIRST ? avail : GROW_FIRST;
+		size_t first = avail > FRAME_GROW_FIRST ? avail : FRAME_GROW_FIRST;
 		nnofi_msg *m = len <= MAX_SANE_FRAME ? msg_try_alloc(first < len ? first : (size_t)len) : NULL;
 		if (!m) {
 			spipe_fail(sp, NNOFI_STAT_FRAMES_OVERSIZE);
@@ -578,7 +581,13 @@ struct stream_ep {
 	struct endpoint *ep;
 	int fd;
 	bool stopped;
+	bool accept_paused; /* listener: out of fds, watch removed */
+	struct bg_timer accept_retry;
+	/* ipc listener: the socket file it made, removed on stop if it is
+	 * still that file */
 	char unlink_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t file_dev;
+	ino_t file_ino;
 	struct handshake *handshakes;
 };
 
@@ -674,6 +683,36 @@ static void handshake_start(struct stream_ep *se, int fd)
 
 /* ---- listeners ------------------------------------------------------------ */
 
+/* How accept() fails when the process (EMFILE) or the system (ENFILE)
+ * has no fd left, or the kernel no memory; the connection stays queued. */
+static bool out_of_resources(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+/* The listening fd keeps polling readable while connections wait, so
+ * retrying at once would spin: stop watching it for a while (sock locked). */
+static void pause_accepting(struct stream_ep *se)
+{
+	sock_stat(se->ep->sock, NNOFI_STAT_ACCEPT_ERRORS, 1);
+	bg_watch_del(&se->watch);
+	se->accept_paused = true;
+	bg_timer_arm(&se->accept_retry, now_ms() + ACCEPT_RETRY_MS);
+}
+
+static void accept_retry_fire(struct bg_timer *t)
+{
+	struct stream_ep *se = (struct stream_ep *)((char *)t - offsetof(struct stream_ep, accept_retry));
+	struct nnofi_sock *s = se->ep->sock;
+	pthread_mutex_lock(&s->mtx);
+	if (!se->stopped && se->accept_paused) {
+		se->accept_paused = false;
+		if (bg_watch_add(&se->watch, EPOLLIN) != 0)
+			pause_accepting(se);
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
 static void listener_event(struct bg_watch *w, uint32_t events)
 {
 	struct stream_ep *se = (struct stream_ep *)w;
@@ -682,23 +721,63 @@ static void listener_event(struct bg_watch *w, uint32_t events)
 	pthread_mutex_lock(&s->mtx);
 	for (int i = 0; i < 64 && !se->stopped; i++) {
 		int fd = accept4(se->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			break; /* EAGAIN, or out of fds: try again on the next event */
+		if (fd < 0) {
+			if (out_of_resources(errno))
+				pause_accepting(se);
+			break; /* EAGAIN (or a peer gone already): wait for the next event */
+		}
 		tune_fd(fd, se->ep->url.scheme == URL_TCP, se->ep->sock);
 		handshake_start(se, fd);
 	}
 	pthread_mutex_unlock(&s->mtx);
 }
 
-/* ipc: a socket file nobody listens on any more is stale; replace it. */
+/* ipc: bind over a socket file only when nobody listens on it any more
+ * (its process died without removing it). A live listener's file, and
+ * whatever is not a socket (a regular file, a symlink), stay: bind then
+ * fails with EADDRINUSE. */
 static void remove_stale_ipc(const union sockaddr_any *addr, socklen_t len)
 {
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct stat before, now;
+	if (lstat(addr->un.sun_path, &before) != 0 || !S_ISSOCK(before.st_mode))
+		return;
+	/* non-blocking: a live listener with a full backlog answers EAGAIN
+	 * (live) instead of holding bind up */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
-	if (connect(fd, &addr->sa, len) != 0 && errno == ECONNREFUSED)
-		unlink(addr->un.sun_path);
+	bool stale = connect(fd, &addr->sa, len) != 0 && errno == ECONNREFUSED;
 	close(fd);
+	if (stale && lstat(addr->un.sun_path, &now) == 0 && now.st_dev == before.st_dev &&
+	    now.st_ino == before.st_ino)
+		unlink(addr->un.sun_path);
+}
+
+/* The socket file bind just made gets the socket's ipc_permissions before
+ * listen (until then a connect is refused, so no peer gets in under the
+ * umask's bits); its identity is kept so that stop removes this file and
+ * never one that replaced it. */
+static int ipc_file_setup(struct stream_ep *se, const char *path)
+{
+	struct nnofi_sock *s = se->ep->sock;
+	pthread_mutex_lock(&s->mtx);
+	mode_t mode = (mode_t)s->ipc_permissions;
+	pthread_mutex_unlock(&s->mtx);
+	struct stat st;
+	if (chmod(path, mode) != 0 || lstat(path, &st) != 0)
+		return errno;
+	strcpy(se->unlink_path, path);
+	se->file_dev = st.st_dev;
+	se->file_ino = st.st_ino;
+	return 0;
+}
+
+static void ipc_file_remove(struct stream_ep *se)
+{
+	struct stat st;
+	if (se->unlink_path[0] && lstat(se->unlink_path, &st) == 0 && st.st_dev == se->file_dev &&
+	    st.st_ino == se->file_ino)
+		unlink(se->unlink_path);
 }
 
 static void format_url(struct endpoint *ep, const union sockaddr_any *addr)
@@ -731,6 +810,32 @@ static struct stream_ep *stream_ep_new(struct endpoint *ep)
 	return se;
 }
 
+/* Bind and listen on se->fd; ipc files get their permissions between
+ * the two. On failure the fd is closed and the file it made removed. */
+static int bind_and_listen(struct stream_ep *se, union sockaddr_any *addr, socklen_t alen)
+{
+	bool ipc = addr->sa.sa_family == AF_UNIX;
+	int rc = 0;
+	if (ipc) {
+		remove_stale_ipc(addr, alen);
+	} else {
+		int one = 1;
+		setsockopt(se->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	}
+	if (bind(se->fd, &addr->sa, alen) != 0)
+		rc = errno;
+	else if (ipc && (rc = ipc_file_setup(se, addr->un.sun_path)) != 0)
+		unlink(addr->un.sun_path);
+	else if (listen(se->fd, 128) != 0)
+		rc = errno;
+	if (rc) {
+		ipc_file_remove(se);
+		close(se->fd);
+		se->fd = -1;
+	}
+	return rc;
+}
+
 int stream_bind(struct endpoint *ep)
 {
 	union sockaddr_any addr;
@@ -738,35 +843,24 @@ int stream_bind(struct endpoint *ep)
 	int rc = resolve(&ep->url, true, &addr, &alen);
 	if (rc)
 		return rc;
-	int fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return errno;
-	if (addr.sa.sa_family == AF_UNIX) {
-		remove_stale_ipc(&addr, alen);
-	} else {
-		int one = 1;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	}
-	if (bind(fd, &addr.sa, alen) != 0 || listen(fd, 128) != 0) {
-		rc = errno;
-		close(fd);
+	struct stream_ep *se = stream_ep_new(ep);
+	if (!se)
+		return ENOMEM;
+	se->fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (se->fd < 0 || (rc = bind_and_listen(se, &addr, alen)) != 0) {
+		rc = rc ? rc : errno;
+		free(se);
 		return rc;
 	}
 	socklen_t blen = sizeof(addr);
-	getsockname(fd, &addr.sa, &blen);
+	getsockname(se->fd, &addr.sa, &blen);
 	format_url(ep, &addr);
-	struct stream_ep *se = stream_ep_new(ep);
-	if (!se) {
-		close(fd);
-		return ENOMEM;
-	}
-	if (addr.sa.sa_family == AF_UNIX)
-		strcpy(se->unlink_path, ep->url.name);
-	se->fd = fd;
-	se->watch.fd = fd;
+	se->watch.fd = se->fd;
 	se->watch.on_event = listener_event;
+	se->accept_retry.fire = accept_retry_fire;
 	if ((rc = bg_watch_add(&se->watch, EPOLLIN)) != 0) {
-		close(fd);
+		ipc_file_remove(se);
+		close(se->fd);
 		free(se);
 		return rc;
 	}
@@ -871,6 +965,7 @@ static void stream_stop(struct endpoint *ep)
 	struct nnofi_sock *s = ep->sock;
 	pthread_mutex_lock(&s->mtx);
 	se->stopped = true;
+	bg_timer_cancel(&se->accept_retry); /* a firing one sees stopped */
 	if (se->fd >= 0) {
 		bg_watch_del(&se->watch);
 		close(se->fd);
@@ -878,8 +973,7 @@ static void stream_stop(struct endpoint *ep)
 	}
 	while (se->handshakes)
 		handshake_end(se->handshakes, false);
-	if (se->unlink_path[0])
-		unlink(se->unlink_path);
+	ipc_file_remove(se);
 	pthread_mutex_unlock(&s->mtx);
 	bg_defer(free_stream_ep, se);
 }
