@@ -342,6 +342,7 @@ struct opipe {
 	struct bg_timer poll, hs_timeout, heartbeat, shut_grace;
 	int64_t last_heard;
 	bool connected, attached, closing, cq_watched;
+	bool header_waits; /* the peer's SP header came before FI_CONNECTED */
 	struct obuf rx[NRX], tx[NTX];
 	struct decoder dec;
 	/* posted receive buffers in the order they were posted, which is the
@@ -418,6 +419,8 @@ static int tx_post(struct opipe *op, struct obuf *b)
 	b->busy = true;
 	ssize_t rc = fi_send(op->fep, b->data, b->fill, b->desc, op->rdm ? op->peer : 0, &b->c.ctx);
 	b->unposted = rc == -FI_EAGAIN;
+	if (rc && !b->unposted)
+		DBG("ofi %p: fi_send failed: %s\n", (void *)op, fi_strerror((int)-rc));
 	return rc && !b->unposted ? EIO : 0;
 }
 
@@ -682,7 +685,7 @@ static size_t feed(struct opipe *op, const uint8_t *data, size_t len)
 	struct decoder *d = &op->dec;
 	struct nnofi_sock *s = op->base.sock;
 	const uint8_t *start = data;
-	while (len > 0 && !op->base.dead && !op->rd.active) {
+	while (len > 0 && !op->base.dead && !op->rd.active && !op->header_waits) {
 		if (!d->sp_done) {
 			size_t n = SP_HEADER_SIZE - d->spgot < len ? SP_HEADER_SIZE - d->spgot : len;
 			memcpy(d->sp + d->spgot, data, n);
@@ -691,6 +694,15 @@ static size_t feed(struct opipe *op, const uint8_t *data, size_t len)
 			len -= n;
 			if (d->spgot == SP_HEADER_SIZE) {
 				d->sp_done = true;
+				/* The sockets provider's data can overtake its
+				 * FI_CONNECTED, which brings the peer's RMA flag:
+				 * join the socket once both are in. */
+				if (!op->connected)
+					eq_drain(op);
+				if (!op->connected && !op->base.dead) {
+					op->header_waits = true;
+					break;
+				}
 				if (!handshake_done(op))
 					break;
 			}
@@ -908,6 +920,7 @@ static bool progress(struct opipe *op)
 			return true;
 		}
 		if (n < 0) {
+			DBG("ofi %p: cq read failed: %s\n", (void *)op, fi_strerror((int)-n));
 			opipe_fail(op);
 			return true;
 		}
@@ -1094,14 +1107,15 @@ static void stop_watching(struct opipe *op)
 	bg_timer_cancel(&op->shut_grace);
 }
 
-/* Wait, BYE_FLUSH_MS at most, for the sends posted to complete before
- * the endpoint closes (closing it drops what a provider still holds);
- * receives completing meanwhile are dropped with the pipe. */
+/* Wait, BYE_FLUSH_MS at most, for what is queued (the BYE last) to be
+ * posted and complete before the endpoint closes (closing it drops what a
+ * provider still holds); receives completing meanwhile are dropped with
+ * the pipe. */
 #define BYE_FLUSH_MS 100
 static void flush_tx(struct opipe *op)
 {
 	int64_t deadline = now_ms() + BYE_FLUSH_MS;
-	while (tx_posted(op) && now_ms() <= deadline) {
+	while ((tx_posted(op) || op->ctl_len || op->cur) && now_ms() <= deadline) {
 		struct fi_cq_msg_entry ents[16];
 		ssize_t n = fi_cq_read(op->cq, ents, 16);
 		if (n == -FI_EAVAIL) {
@@ -1114,10 +1128,12 @@ static void flush_tx(struct opipe *op)
 			if (c->kind == CTX_TX)
 				((struct obuf *)c)->busy = false;
 		}
+		if (n < 0 && n != -FI_EAGAIN)
+			return;
+		if (tx_pump(op))
+			return;
 		if (n == -FI_EAGAIN)
 			sched_yield();
-		else if (n < 0)
-			return;
 	}
 }
 
@@ -1126,7 +1142,7 @@ static void opipe_close(struct pipe *p)
 	struct opipe *op = (struct opipe *)p;
 	/* best effort: an RDM peer has no other way to know; a MSG peer
 	 * learns from it that the data before it is all there */
-	if (op->attached && !op->peer_gone && !p->broken && queue_ctl(op, CTL_BYE, NULL, 0) && !tx_pump(op))
+	if (op->attached && !op->peer_gone && !p->broken && queue_ctl(op, CTL_BYE, NULL, 0))
 		flush_tx(op);
 	op->closing = true;
 	stop_watching(op);
@@ -1335,6 +1351,11 @@ static void eq_drain(struct opipe *op)
 				op->peer_rma = peer_can_read(&ev, n);
 			if (!op->sp_sent)
 				send_sp_header(op);
+			if (op->header_waits) {
+				op->header_waits = false;
+				if (handshake_done(op))
+					drain_rx(op);
+			}
 		} else if (event == FI_SHUTDOWN && !op->shut_seen) {
 			/* The peer closed, but what it sent last may not be in the
 			 * CQ yet (sockets reports the shutdown before its last
@@ -1555,7 +1576,9 @@ static void listener_event(struct bg_watch *w, uint32_t events)
 		}
 		op->peer_rma = peer_can_read(&ev, n);
 		struct cm_data cm = cm_data_of(op);
-		if (fi_accept(op->fep, &cm, sizeof(cm))) {
+		int rc = fi_accept(op->fep, &cm, sizeof(cm));
+		if (rc) {
+			DBG("ofi listener: accept failed: %s\n", fi_strerror(-rc));
 			discard_unattached(op);
 		} else {
 			watch_unattached(op);

@@ -10,11 +10,8 @@ MSG_PROVIDERS = sorted({name for name, ep_type in FOUND if ep_type == "MSG" and 
 # own connection handshake on top.
 CANDIDATES = [("tcp", "MSG"), ("sockets", "MSG"), ("verbs", "MSG"),
               ("shm", "RDM"), ("tcp;ofi_rxm", "RDM"), ("udp;ofi_rxd", "RDM"), ("verbs;ofi_rxm", "RDM")]
-# Every provider but sockets by default (NNOFI_TEST_PROVIDERS=tcp,shm
-# narrows the run, or adds sockets): libfabric 1.17's sockets provider
-# sometimes loses a closing peer's last frames, and its fi_close can hang
-# joining its own connection thread (README, providers).
-DEFAULT = ",".join(name for name, _ in CANDIDATES if name != "sockets")
+# Every provider found, unless NNOFI_TEST_PROVIDERS=tcp,shm narrows the run.
+DEFAULT = ",".join(name for name, _ in CANDIDATES)
 WANTED = os.environ.get("NNOFI_TEST_PROVIDERS", DEFAULT).split(",")
 TESTED = [name for name, ep_type in CANDIDATES if (name, ep_type) in FOUND and name in WANTED]
 # libfabric's shm cannot connect two endpoints of one process (nnofi
@@ -26,3 +23,13 @@ IN_PROCESS = [p for p in TESTED if p != "shm"]
 
 def url_for(provider):
     return f"ofi://127.0.0.1:0@{provider}"
+
+
+# Measured with tests/transport/test_ofi.py::test_pushers_closing_at_once_lose_nothing
+# (libfabric 1.17): about 1 connection in 100 set up at the same moment as
+# another to the same listener breaks inside the provider (CQ error EIO,
+# fi_accept EIO, or a refused connect); nnofi redials, but what was queued
+# on the broken pipe is lost, as on any broken connection.
+SOCKETS_CONNECT_RACE = ("libfabric's sockets provider (deprecated upstream in favour of tcp) "
+                        "breaks about 1 in 100 connections set up at the same moment to one "
+                        "listener; see README, providers")
