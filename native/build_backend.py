@@ -1,13 +1,22 @@
-"""PEP 517 backend: setuptools plus nnofi's two extension modules.
+"""PEP 517 backend: setuptools plus nnofi's extension modules.
 
 cffi's `cffi_modules` can only be passed to setup(), and the layout keeps
 no setup.py, so this wraps setuptools.setup and hands the build to
 setuptools.build_meta unchanged.
 """
+import os
+
 import setuptools
 from setuptools import Extension
 
 _setup = setuptools.setup
+
+
+def _ext_flags():
+    flags = ["-Wall", "-Wextra", "-std=c11"]
+    if os.environ.get("NNOFI_WERROR"):
+        flags.append("-Werror")
+    return flags
 
 
 def _nnofi_setup(**kwargs):
@@ -19,8 +28,15 @@ def _nnofi_setup(**kwargs):
             Extension(
                 "nnofi._msgbuf",
                 sources=["native/python/msgbuf.c"],
-                extra_compile_args=["-Wall", "-Wextra", "-std=c11"],
-            )
+                extra_compile_args=_ext_flags(),
+            ),
+            # Socket.send/recv of small messages without cffi's per-call costs
+            Extension(
+                "nnofi._fast",
+                sources=["native/python/fast.c"],
+                include_dirs=["native/include"],
+                extra_compile_args=_ext_flags(),
+            ),
         ],
     )
     return _setup(**kwargs)

@@ -24,11 +24,13 @@ def main(out: str) -> None:
     make_builder(absolute=True).compile(tmpdir=out, verbose=False)
     cflags, ldflags = _flags()
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    subprocess.check_call(
-        ["gcc", "-shared", "-fPIC", *cflags, "-I", sysconfig.get_paths()["include"],
-         os.path.join(ROOT, "native", "python", "msgbuf.c"),
-         "-o", os.path.join(pkg, "_msgbuf" + suffix), *ldflags]
-    )
+    for name in ("msgbuf", "fast"):
+        subprocess.check_call(
+            ["gcc", "-shared", "-fPIC", *cflags, "-I", sysconfig.get_paths()["include"],
+             "-I", os.path.join(ROOT, "native", "include"),
+             os.path.join(ROOT, "native", "python", name + ".c"),
+             "-o", os.path.join(pkg, f"_{name}" + suffix), *ldflags]
+        )
     print("built into", pkg, sorted(os.listdir(pkg)))
 
 

@@ -73,4 +73,6 @@ STATS = (
     "rendezvous_recv",
     # a listener's accept() failed for want of fds or memory (it pauses, then retries)
     "accept_errors",
+    # sendmsg calls on tcp/ipc connections (a burst of small messages shares one)
+    "writes",
 )

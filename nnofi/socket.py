@@ -5,12 +5,15 @@ import itertools
 import threading
 from typing import Any, Dict, Iterable, List, Optional, Union
 
+from . import _fast
 from ._native import ffi, lib
 from .errors import AddressInUse, BadURL, Closed, Error, NotSupported, from_errno
 from .message import Message
 from .options import OPTIONS, STATS
 from .url import explain as explain_url
 from .url import explain_ipc_in_use, explain_ofi
+
+_fast.init(lib.nnofi_fast_api())
 
 Buffer = Union[bytes, bytearray, memoryview, Any]
 
@@ -79,6 +82,7 @@ class Socket:
         self._check(lib.nnofi_socket(self._protocol, 1 if raw else 0, out), "socket")
         self.raw = bool(raw)
         self._sock = ffi.gc(out[0], lib.nnofi_release)
+        self._addr = int(ffi.cast("uintptr_t", self._sock))  # for nnofi._fast, alive with _sock
         self._closed = False
         self._endpoints: List[Endpoint] = []
         try:
@@ -157,6 +161,15 @@ class Socket:
         """Send bytes or any buffer (numpy arrays too). The buffer may be
         reused once send returns: tcp and ipc write straight from it;
         inproc passes big immutable buffers (bytes) by reference."""
+        flags = 0 if block else lib.NNOFI_DONTWAIT
+        rc = _fast.send(self._addr, data, flags, _ZERO_COPY_MIN)
+        if rc == 0:
+            if _retained:
+                _reap()
+            return
+        if rc > 0:
+            self._check(rc, "send")
+        # not a buffer, or one big and immutable enough to lend the core
         try:
             buf = ffi.from_buffer(data)
         except TypeError:
@@ -164,7 +177,6 @@ class Socket:
                 f"send takes bytes or another buffer (bytearray, memoryview, numpy array), "
                 f"not {type(data).__name__}" + ("; encode the str first" if isinstance(data, str) else "")
             ) from None
-        flags = 0 if block else lib.NNOFI_DONTWAIT
         n = len(buf)
         if n < _ZERO_COPY_MIN or not _immutable(data):
             rc = lib.nnofi_send(self._sock, buf, n, flags, 0, _no_retain)
@@ -189,14 +201,10 @@ class Socket:
 
     def recv(self, block: bool = True) -> bytes:
         """Receive one message as bytes."""
-        res = _recv_result()
-        rc = lib.nnofi_recv(self._sock, 0 if block else lib.NNOFI_DONTWAIT, res)
-        if rc:
-            self._check(rc, "recv")
-        try:
-            return ffi.unpack(ffi.cast("char *", res.data), res.len)
-        finally:
-            lib.nnofi_msg_free(res.msg)
+        got = _fast.recv(self._addr, 0 if block else lib.NNOFI_DONTWAIT)
+        if type(got) is int:
+            self._check(got, "recv")
+        return got
 
     def recv_msg(self, block: bool = True) -> Message:
         """Receive one message as an nnofi.Message (zero-copy buffer)."""

@@ -73,6 +73,7 @@ void msgq_clear(struct msgq *q);
 /* ---- time, errors ----------------------------------------------------- */
 
 int64_t now_ms(void);
+int64_t now_ns(void);
 /* Deadline from a timeout in ms (-1 = never -> INT64_MAX). */
 int64_t deadline_after(int64_t timeout_ms);
 void die_on(int cond, const char *what); /* internal invariant broken */
@@ -277,6 +278,12 @@ struct nnofi_sock {
 	uint64_t send_handle;
 	bool send_retained;
 	bool corked; /* send_many: stream pipes queue, then write in batches */
+	/* Sends back to back, with no receive between, are a burst: stream
+	 * pipes queue its small messages and write them together (one
+	 * syscall for many); a send after a receive or a pause goes out at
+	 * once, so request/reply latency is untouched. */
+	bool send_burst;
+	int64_t last_send_ns; /* 0 after a receive */
 	nnofi_msg *send_owned;
 
 	/* Runs proto->tick in the background thread, for protocol timers

@@ -242,6 +242,15 @@ static void endpoint_shutdown(struct nnofi_sock *s, struct endpoint *ep)
 	bg_defer(free_endpoint, ep);
 }
 
+/* Pipes write what they queued (a send_many batch, a burst) as far as
+ * the kernel takes it; the rest waits on want_write (sock locked). */
+static void write_out_batches(struct nnofi_sock *s)
+{
+	for (int i = s->npipes - 1; i >= 0; i--)
+		if (i < s->npipes)
+			s->pipes[i]->ops->write_ready(s->pipes[i]);
+}
+
 static bool writes_pending(struct nnofi_sock *s)
 {
 	for (int i = 0; i < s->npipes; i++) {
@@ -265,6 +274,7 @@ int nnofi_close(nnofi_sock *s)
 	}
 	/* linger: give frames already on their way time to leave */
 	int64_t deadline = deadline_after(s->linger);
+	write_out_batches(s);
 	while (writes_pending(s) && sock_wait(s, deadline) == 0)
 		;
 	s->closed = true;
@@ -854,6 +864,9 @@ static void finish_borrowed(struct nnofi_sock *s, uint64_t token, uint32_t pid, 
 
 /* The send loop of nnofi_send and nnofi_send_msg. `borrowed`: m's body is
  * the caller's, valid only during the call. */
+/* Sends closer together than this, with no receive between, are a burst. */
+#define SEND_BURST_NS 50000
+
 static int send_common(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, int flags,
 		       uint64_t handle, int *retained)
 {
@@ -863,6 +876,9 @@ static int send_common(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, int fl
 	pthread_mutex_lock(&s->mtx);
 	uint64_t token = ++s->send_seq;
 	int64_t deadline = deadline_after((flags & NNOFI_DONTWAIT) ? 0 : s->send_timeout);
+	int64_t now = now_ns();
+	s->send_burst = s->last_send_ns && now - s->last_send_ns < SEND_BURST_NS;
+	s->last_send_ns = now;
 	bool handle_used = false, polled = false;
 	int rc;
 	for (;;) {
@@ -923,9 +939,7 @@ int nnofi_send(nnofi_sock *s, const void *buf, size_t len, int flags, uint64_t h
 static void uncork(struct nnofi_sock *s)
 {
 	s->corked = false;
-	for (int i = s->npipes - 1; i >= 0; i--)
-		if (i < s->npipes)
-			s->pipes[i]->ops->write_ready(s->pipes[i]);
+	write_out_batches(s);
 }
 
 int nnofi_send_many(nnofi_sock *s, const void *buf, const size_t *lens, int n, int flags, int *sent)
@@ -997,6 +1011,7 @@ static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out)
 {
 	int64_t deadline = deadline_after((flags & NNOFI_DONTWAIT) ? 0 : s->recv_timeout);
 	bool polled = false;
+	s->last_send_ns = 0; /* a send after this answers: not a burst */
 	for (;;) {
 		if (s->closed)
 			return EBADF;

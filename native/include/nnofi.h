@@ -75,7 +75,9 @@
 #define NNOFI_STAT_RENDEZVOUS_RECV 19
 /* accept() failed for want of fds or memory: the listener paused */
 #define NNOFI_STAT_ACCEPT_ERRORS 20
-#define NNOFI_STAT_COUNT 21
+/* write calls on tcp/ipc connections: a burst of small messages shares one */
+#define NNOFI_STAT_WRITES 21
+#define NNOFI_STAT_COUNT 22
 
 typedef struct nnofi_sock nnofi_sock;
 typedef struct nnofi_msg nnofi_msg;
@@ -135,6 +137,9 @@ void *nnofi_msg_data(nnofi_msg *m);
 size_t nnofi_msg_header(nnofi_msg *m, void **data);
 size_t nnofi_msg_len(nnofi_msg *m);
 void nnofi_msg_free(nnofi_msg *m);
+/* The address of a struct nnofi_fast_api (nnofi_fast.h): how the CPython
+ * fast path (nnofi._fast) reaches this library's send and receive. */
+uintptr_t nnofi_fast_api(void);
 
 /* libfabric discovery (fi_getinfo), one entry per provider/fabric/domain/
  * endpoint type. */

@@ -195,6 +195,7 @@ static int tx_flush(struct spipe *sp)
 				return 0;
 			return errno;
 		}
+		sock_stat(sp->base.sock, NNOFI_STAT_WRITES, 1);
 		sp->toff += (size_t)w;
 		if (sp->toff == sp->thdr_len + sp->tbody_len)
 			tx_release(sp);
@@ -222,23 +223,31 @@ static bool tx_room(struct spipe *sp)
 
 static void spipe_write_ready(struct pipe *p);
 
+/* A burst's messages up to this size queue to go out together; bigger
+ * ones are written at once, from the caller's buffer. */
+#define BURST_MSG_MAX (16 * 1024)
+
 static int spipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 {
 	struct spipe *sp = (struct spipe *)p;
 	struct nnofi_sock *s = p->sock;
 	if (p->dead)
 		return EAGAIN;
-	if (s->corked && !sp->tpending && !tx_room(sp))
+	bool batch = s->corked || (s->send_burst && m->len <= BURST_MSG_MAX);
+	if (batch && !sp->tpending && !tx_room(sp))
 		spipe_write_ready(p); /* a batch is full: write it out together */
 	if (p->dead)
 		return EAGAIN;
-	if (sp->tpending || s->corked) {
+	if (sp->tpending || sp->txq.count || batch) {
 		if (!tx_room(sp)) {
 			p->writable = false;
 			return EAGAIN;
 		}
+		bool starts_batch = !sp->tpending && !sp->txq.count;
 		msgq_push(&sp->txq, borrowed ? sock_own_msg(s, m) : msg_dup(m));
 		p->writable = tx_room(sp);
+		if (starts_batch && !s->corked)
+			spipe_rearm_bg(sp); /* the background thread writes the burst out */
 		return 0;
 	}
 	tx_start(sp, m);
@@ -291,6 +300,7 @@ static int tx_flush_queue(struct spipe *sp)
 				continue;
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : errno;
 		}
+		sock_stat(sp->base.sock, NNOFI_STAT_WRITES, 1);
 		size_t left = (size_t)w;
 		while (left) {
 			nnofi_msg *m = msgq_pop(&sp->txq);

@@ -1,0 +1,14 @@
+/* The function table nnofi._fast calls through (nnofi_fast.h). */
+#include "nnofi_fast.h"
+
+static const struct nnofi_fast_api api = {
+	.version = NNOFI_FAST_API_VERSION,
+	.send = nnofi_send,
+	.recv = nnofi_recv,
+	.msg_free = nnofi_msg_free,
+};
+
+uintptr_t nnofi_fast_api(void)
+{
+	return (uintptr_t)&api;
+}
