@@ -231,37 +231,23 @@ class Socket:
         """Send many messages in one native call (over tcp and ipc they
         leave in few writes). Returns how many were sent; an error after
         the first is raised with .sent telling how many went."""
-        items = [b if isinstance(b, bytes) else bytes(memoryview(b)) for b in buffers]
-        if not items:
-            return 0
-        lens = ffi.new("size_t[]", [len(b) for b in items])
-        sent = ffi.new("int *")
-        rc = lib.nnofi_send_many(self._sock, b"".join(items), lens, len(items), 0 if block else lib.NNOFI_DONTWAIT, sent)
+        rc, sent = _fast.send_many(self._addr, buffers, 0 if block else lib.NNOFI_DONTWAIT)
         if rc:
             try:
                 self._check(rc, "send_many")
             except Error as exc:
-                exc.sent = sent[0]  # type: ignore[attr-defined]
+                exc.sent = sent  # type: ignore[attr-defined]
                 raise
-        return int(sent[0])
+        return sent
 
     def recv_many(self, max_count: int = 1024, max_bytes: int = 1 << 20, block: bool = True) -> List[bytes]:
         """Receive up to max_count messages in one native call: waits for the
         first like recv(), then takes those already here (up to max_bytes
         in all; a first message larger than that raises MessageTooLarge)."""
-        buf = ffi.new("char[]", max_bytes)
-        lens = ffi.new("size_t[]", max_count)
-        got = ffi.new("int *")
-        rc = lib.nnofi_recv_many(self._sock, buf, max_bytes, lens, max_count, 0 if block else lib.NNOFI_DONTWAIT, got)
-        if rc:
-            self._check(rc, "recv_many")
-        out, at = [], 0
-        data = ffi.buffer(buf, max_bytes)
-        for i in range(got[0]):
-            n = lens[i]
-            out.append(data[at : at + n])
-            at += n
-        return out
+        got = _fast.recv_many(self._addr, max_count, max_bytes, 0 if block else lib.NNOFI_DONTWAIT)
+        if type(got) is int:
+            self._check(got, "recv_many")
+        return got
 
     def fileno(self) -> int:
         """An fd that polls readable when recv() would not block."""

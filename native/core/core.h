@@ -32,6 +32,7 @@ struct dtor_link {
  * after the struct; external ones point at memory someone else owns. */
 struct chunk {
 	atomic_int refs;
+	bool pooled; /* a SMALL_BODY block from this thread's pool (msg.c) */
 	uint8_t *data;
 	size_t len;
 	struct dtor_link *dtors;

@@ -6,6 +6,8 @@ static const struct nnofi_fast_api api = {
 	.send = nnofi_send,
 	.recv = nnofi_recv,
 	.msg_free = nnofi_msg_free,
+	.send_vec = nnofi_send_vec,
+	.recv_msgs = nnofi_recv_msgs,
 };
 
 uintptr_t nnofi_fast_api(void)

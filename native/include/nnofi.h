@@ -127,7 +127,11 @@ int nnofi_recv_into(nnofi_sock *s, void *buf, size_t cap, int flags, size_t *len
  * recv) and takes up to max that are already here and fit in cap bytes,
  * packed into buf, lens[i] each. */
 int nnofi_send_many(nnofi_sock *s, const void *buf, const size_t *lens, int n, int flags, int *sent);
+/* The same with each message at its own address. */
+int nnofi_send_vec(nnofi_sock *s, const void *const *bufs, const size_t *lens, int n, int flags, int *sent);
 int nnofi_recv_many(nnofi_sock *s, void *buf, size_t cap, size_t *lens, int max, int flags, int *got);
+/* The same as messages (each .msg freed with nnofi_msg_free), no copy. */
+int nnofi_recv_msgs(nnofi_sock *s, nnofi_recv_result *out, int max, size_t max_bytes, int flags, int *got);
 /* Send a received message on (header too): shares its body, no copy. */
 int nnofi_send_msg(nnofi_sock *s, nnofi_msg *m, int flags);
 /* Forward between two raw sockets, both ways, until one is closed

@@ -1,5 +1,5 @@
-/* nnofi._fast: Socket.send and Socket.recv for small messages without
- * cffi's per-call costs. The first attempt runs with the GIL held and
+/* nnofi._fast: Socket.send/recv of small messages and send_many/recv_many
+ * without cffi's per-call costs. The first attempt runs with the GIL held and
  * NNOFI_DONTWAIT (most sends and many receives complete at once); only a
  * call that must wait lets the GIL go. The core is reached through the
  * function table nnofi._native hands out (nnofi_fast.h). */
@@ -7,6 +7,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <limits.h>
 
 #include "nnofi_fast.h"
 
@@ -100,10 +101,136 @@ static PyObject *fast_recv(PyObject *self, PyObject *const *args, Py_ssize_t nar
 	return bytes;
 }
 
+/* The buffer of one item of send_many: its own, or (not contiguous, like
+ * a numpy slice) a bytes copy kept in *keep. */
+static int item_buffer(PyObject *item, Py_buffer *view, PyObject **keep)
+{
+	*keep = NULL;
+	if (PyObject_GetBuffer(item, view, PyBUF_SIMPLE) == 0)
+		return 0;
+	PyErr_Clear();
+	PyObject *mv = PyMemoryView_FromObject(item);
+	if (mv) {
+		*keep = PyObject_CallMethod(mv, "tobytes", NULL);
+		Py_DECREF(mv);
+	}
+	if (!*keep || PyObject_GetBuffer(*keep, view, PyBUF_SIMPLE) != 0) {
+		Py_CLEAR(*keep);
+		PyErr_Format(PyExc_TypeError,
+			     "send_many takes buffers (bytes, bytearray, memoryview, numpy arrays), not %.100s",
+			     Py_TYPE(item)->tp_name);
+		return -1;
+	}
+	return 0;
+}
+
+/* send_many(sock, iterable of buffers, flags) -> (errno or 0, how many went) */
+static PyObject *fast_send_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	(void)self;
+	if (nargs != 3) {
+		PyErr_SetString(PyExc_TypeError, "send_many(sock, buffers, flags)");
+		return NULL;
+	}
+	nnofi_sock *s = sock_arg(args[0]);
+	long flags = PyLong_AsLong(args[2]);
+	if (!s || PyErr_Occurred())
+		return NULL;
+	PyObject *seq = PySequence_Fast(args[1], "send_many takes an iterable of buffers");
+	if (!seq)
+		return NULL;
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+	if (n > INT_MAX) {
+		Py_DECREF(seq);
+		PyErr_SetString(PyExc_OverflowError, "send_many: too many messages for one call");
+		return NULL;
+	}
+	Py_buffer *views = PyMem_Calloc((size_t)n + 1, sizeof(*views));
+	PyObject **keep = PyMem_Calloc((size_t)n + 1, sizeof(*keep));
+	const void **bufs = PyMem_Calloc((size_t)n + 1, sizeof(*bufs));
+	size_t *lens = PyMem_Calloc((size_t)n + 1, sizeof(*lens));
+	Py_ssize_t held = 0;
+	PyObject *result = NULL;
+	if (!views || !keep || !bufs || !lens) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	for (; held < n; held++) {
+		if (item_buffer(PySequence_Fast_GET_ITEM(seq, held), &views[held], &keep[held]) != 0)
+			goto out;
+		bufs[held] = views[held].buf;
+		lens[held] = (size_t)views[held].len;
+	}
+	int rc = 0, sent = 0;
+	if (n) {
+		Py_BEGIN_ALLOW_THREADS
+		rc = api->send_vec(s, bufs, lens, (int)n, (int)flags, &sent);
+		Py_END_ALLOW_THREADS
+	}
+	result = Py_BuildValue("(ii)", rc, sent);
+out:
+	for (Py_ssize_t i = 0; i < held; i++) {
+		PyBuffer_Release(&views[i]);
+		Py_XDECREF(keep[i]);
+	}
+	PyMem_Free(views);
+	PyMem_Free(keep);
+	PyMem_Free(bufs);
+	PyMem_Free(lens);
+	Py_DECREF(seq);
+	return result;
+}
+
+/* recv_many(sock, max_count, max_bytes, flags) -> list of bytes, or an errno */
+static PyObject *fast_recv_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	(void)self;
+	if (nargs != 4) {
+		PyErr_SetString(PyExc_TypeError, "recv_many(sock, max_count, max_bytes, flags)");
+		return NULL;
+	}
+	nnofi_sock *s = sock_arg(args[0]);
+	long max = PyLong_AsLong(args[1]);
+	Py_ssize_t max_bytes = PyLong_AsSsize_t(args[2]);
+	long flags = PyLong_AsLong(args[3]);
+	if (!s || PyErr_Occurred())
+		return NULL;
+	if (max <= 0 || max > INT_MAX || max_bytes < 0) {
+		PyErr_SetString(PyExc_ValueError, "recv_many: max_count must be 1 or more, max_bytes 0 or more");
+		return NULL;
+	}
+	nnofi_recv_result *res = PyMem_Malloc((size_t)max * sizeof(*res));
+	if (!res)
+		return PyErr_NoMemory();
+	int got = 0;
+	int rc = api->recv_msgs(s, res, (int)max, (size_t)max_bytes, (int)flags | NNOFI_DONTWAIT, &got);
+	if (rc == EAGAIN && !(flags & NNOFI_DONTWAIT)) {
+		Py_BEGIN_ALLOW_THREADS
+		rc = api->recv_msgs(s, res, (int)max, (size_t)max_bytes, (int)flags, &got);
+		Py_END_ALLOW_THREADS
+	}
+	PyObject *out = rc ? PyLong_FromLong(rc) : PyList_New(got);
+	for (int i = 0; i < got; i++) {
+		if (out) {
+			PyObject *b = PyBytes_FromStringAndSize(res[i].data, (Py_ssize_t)res[i].len);
+			if (b)
+				PyList_SET_ITEM(out, i, b);
+			else
+				Py_CLEAR(out);
+		}
+		api->msg_free(res[i].msg);
+	}
+	PyMem_Free(res);
+	return out;
+}
+
 static PyMethodDef methods[] = {
 	{ "init", fast_init, METH_O, "init(address of nnofi_fast_api)" },
 	{ "send", (PyCFunction)(void (*)(void))fast_send, METH_FASTCALL, "send(sock, data, flags, keep_min)" },
 	{ "recv", (PyCFunction)(void (*)(void))fast_recv, METH_FASTCALL, "recv(sock, flags)" },
+	{ "send_many", (PyCFunction)(void (*)(void))fast_send_many, METH_FASTCALL, "send_many(sock, buffers, flags)" },
+	{ "recv_many", (PyCFunction)(void (*)(void))fast_recv_many, METH_FASTCALL,
+	  "recv_many(sock, max_count, max_bytes, flags)" },
 	{ NULL, NULL, 0, NULL },
 };
 
