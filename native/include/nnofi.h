@@ -21,6 +21,9 @@
 
 /* send/recv flags */
 #define NNOFI_DONTWAIT 1
+/* Receive: with NNOFI_DONTWAIT, take only a message already received
+ * (no look at the connections): a caller's cheap first try. */
+#define NNOFI_QUEUED 2
 
 /* Integer options (milliseconds for times, bytes for sizes, -1 = none). */
 #define NNOFI_OPT_SEND_TIMEOUT 1

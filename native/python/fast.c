@@ -75,6 +75,13 @@ static PyObject *fast_send(PyObject *self, PyObject *const *args, Py_ssize_t nar
 	return PyLong_FromLong(rc);
 }
 
+/* A blocking receive first takes what is already queued, GIL held; a
+ * non-blocking one looks at the connections once, as it would anyway. */
+static int first_try(long flags)
+{
+	return (flags & NNOFI_DONTWAIT) ? NNOFI_DONTWAIT : NNOFI_DONTWAIT | NNOFI_QUEUED;
+}
+
 /* recv(sock, flags) -> bytes, or an errno */
 static PyObject *fast_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -88,7 +95,7 @@ static PyObject *fast_recv(PyObject *self, PyObject *const *args, Py_ssize_t nar
 	if (!s || PyErr_Occurred())
 		return NULL;
 	nnofi_recv_result res;
-	int rc = api->recv(s, (int)flags | NNOFI_DONTWAIT, &res);
+	int rc = api->recv(s, (int)flags | first_try(flags), &res);
 	if (rc == EAGAIN && !(flags & NNOFI_DONTWAIT)) {
 		Py_BEGIN_ALLOW_THREADS
 		rc = api->recv(s, (int)flags, &res);
@@ -203,7 +210,7 @@ static PyObject *fast_recv_many(PyObject *self, PyObject *const *args, Py_ssize_
 	if (!res)
 		return PyErr_NoMemory();
 	int got = 0;
-	int rc = api->recv_msgs(s, res, (int)max, (size_t)max_bytes, (int)flags | NNOFI_DONTWAIT, &got);
+	int rc = api->recv_msgs(s, res, (int)max, (size_t)max_bytes, (int)flags | first_try(flags), &got);
 	if (rc == EAGAIN && !(flags & NNOFI_DONTWAIT)) {
 		Py_BEGIN_ALLOW_THREADS
 		rc = api->recv_msgs(s, res, (int)max, (size_t)max_bytes, (int)flags, &got);
