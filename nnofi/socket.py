@@ -104,6 +104,9 @@ class Socket:
         if not self._closed:
             self._closed = True
             lib.nnofi_close(self._sock)
+            # Endpoints refer back to their socket: without this cycle the
+            # native socket (its fds) goes at once, not at the next gc.
+            self._endpoints.clear()
 
     @property
     def closed(self) -> bool:

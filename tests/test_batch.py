@@ -79,3 +79,19 @@ def test_send_many_on_closed_socket_says_how_many_went():
     with pytest.raises(nnofi.Closed) as err:
         s.send_many([b"a", b"b"])
     assert err.value.sent == 0
+
+
+@pytest.mark.parametrize("count,size", [(4096, 64), (1024, 256), (1, 256 * 1024)])
+def test_send_many_larger_than_the_send_buffer(url, count, size):
+    """A batch bigger than send_buffer (128 KiB) goes out as it fills: the
+    sender never waits for room that only its own write would make."""
+    msgs = [bytes([i % 251]) * size for i in range(count)]
+    with nnofi.Pull(recv_max_size=-1, **OPTS) as pull, nnofi.Push(**OPTS) as push:
+        push.connect(pull.bind(url).url)
+        sender = threading.Thread(target=lambda: push.send_many(msgs), daemon=True)
+        sender.start()
+        got = []
+        while len(got) < count:
+            got += pull.recv_many(max_count=4096, max_bytes=1 << 22)
+        sender.join(10)
+        assert got == msgs

@@ -245,6 +245,12 @@ static int spipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 		}
 		bool starts_batch = !sp->tpending && !sp->txq.count;
 		msgq_push(&sp->txq, borrowed ? sock_own_msg(s, m) : msg_dup(m));
+		if (!tx_room(sp) && !sp->tpending) {
+			/* a full batch goes out now: a caller waiting for room
+			 * would wait for a write nobody makes */
+			spipe_write_ready(p);
+			return 0;
+		}
 		p->writable = tx_room(sp);
 		if (starts_batch && !s->corked)
 			spipe_rearm_bg(sp); /* the background thread writes the burst out */
