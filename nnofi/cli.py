@@ -39,12 +39,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     info.add_argument("--provider", "-p", help="only this provider (tcp, shm, verbs, sockets, ...)")
     info.add_argument("--interface", "-i", help="only this domain/interface or address (lo, eth0, 127.0.0.1)")
     info.set_defaults(run=_info)
-    perf = sub.add_parser("perf", help="latency and throughput beside pyzmq and pynng (make bench)")
+    perf = sub.add_parser("perf", help="latency and throughput beside pyzmq, pynng, nanomsg and fi_pingpong (make bench; "
+                          "nnofi perf --help)")
     perf.add_argument("rest", nargs=argparse.REMAINDER, help="options of python -m nnofi.perf")
     perf.set_defaults(run=_perf)
     demo = sub.add_parser("demo", help="every socket type over every transport (make demo)")
     demo.set_defaults(run=_demo)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["perf"]:  # the bench parses its own options (argparse's REMAINDER refuses leading ones)
+        args = argparse.Namespace(command="perf", rest=argv[1:], run=_perf)
+    else:
+        args = parser.parse_args(argv)
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
