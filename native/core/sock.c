@@ -752,13 +752,14 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 	s->polling = true;
 	atomic_store(&s->sleeping, true);
 	int timeout;
+	bool until_deadline = false; /* the ms left are read off the clock only before sleeping */
 	if (work || atomic_load(&s->inproc_pending)) {
 		timeout = 0;
 	} else if (deadline == INT64_MAX) {
 		timeout = -1;
 	} else {
-		int64_t d = deadline - now_ms();
-		timeout = d < 0 ? 0 : (d > 3600000 ? 3600000 : (int)d);
+		timeout = 1;
+		until_deadline = true;
 	}
 	pthread_mutex_unlock(&s->mtx);
 	int n = 0;
@@ -788,8 +789,13 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 			}
 		} while (n == 0 && !work && (!look || mono_ns() < until));
 	}
-	if (n == 0 && !(work && timeout == 0))
+	if (n == 0 && !(work && timeout == 0)) {
+		if (until_deadline && timeout != 0) {
+			int64_t d = deadline - now_ms();
+			timeout = d < 0 ? 0 : (d > 3600000 ? 3600000 : (int)d);
+		}
 		n = epoll_wait(s->epfd, evs, 32, timeout);
+	}
 	pthread_mutex_lock(&s->mtx);
 	atomic_store(&s->sleeping, false);
 	for (int i = 0; i < n; i++)
