@@ -151,6 +151,10 @@ struct pipe_ops {
 	bool (*busy)(struct pipe *p);
 	/* Optional (ofi): bytes still on their way out (close lingers). */
 	bool (*sending)(struct pipe *p);
+	/* Optional: another peer wants this pipe's place (PAIR), so make a
+	 * peer that vanished without a word show it soon: the pipe then
+	 * fails, and the next dial gets in. */
+	void (*probe)(struct pipe *p);
 };
 
 struct pipe {

@@ -1,4 +1,7 @@
-/* PAIR: one peer at a time; further pipes are refused. */
+/* PAIR: one peer at a time; further pipes are refused, and each refusal
+ * has the current peer's pipe probed: one that died silently (its host
+ * gone, its goodbye lost in a cut) would otherwise keep the place for ever,
+ * since a PAIR that only receives never learns. */
 #include <errno.h>
 
 #include "core.h"
@@ -10,8 +13,11 @@ struct pair {
 static bool pair_pipe_add(struct nnofi_sock *s, struct pipe *p)
 {
 	struct pair *st = s->proto_data;
-	if (st->peer)
+	if (st->peer) {
+		if (st->peer->ops->probe)
+			st->peer->ops->probe(st->peer);
 		return false;
+	}
 	st->peer = p;
 	return true;
 }

@@ -28,6 +28,7 @@
  * broken. */
 #define HEARTBEAT_MS 500
 #define PEER_TIMEOUT_MS 3000
+#define PROBE_TIMEOUT_MS 1500 /* a probed MSG peer answers within a round trip */
 /* MSG: how long a peer's last data may trail its FI_SHUTDOWN when no BYE
  * came (it died, or its BYE was lost as it closed) */
 #define SHUTDOWN_GRACE_MS 500
@@ -377,8 +378,9 @@ static void heartbeat_fire(struct bg_timer *t)
 	struct nnofi_sock *s = op->base.sock;
 	pthread_mutex_lock(&s->mtx);
 	if (!op->base.dead && !op->closing) {
-		if (now_ms() - op->last_heard > PEER_TIMEOUT_MS) {
-			DBG("ofi %p: peer silent for %d ms\n", (void *)op, PEER_TIMEOUT_MS);
+		int silent_ms = op->rdm ? PEER_TIMEOUT_MS : PROBE_TIMEOUT_MS;
+		if (now_ms() - op->last_heard > silent_ms) {
+			DBG("ofi %p: peer silent for %d ms\n", (void *)op, silent_ms);
 			opipe_fail(op);
 		} else {
 			if (queue_ctl(op, CTL_PING, NULL, 0) && tx_pump(op))

@@ -57,7 +57,8 @@
 #define CTL_RDV 0x80 /* u64 total, u64 remote addr, u64 key, u64 id, SP header words */
 #define CTL_ACK 0x81 /* u64 id: the peer has read rendezvous `id` */
 #define CTL_BYE 0x82 /* empty: the peer closes, nothing follows (RDM has no FI_SHUTDOWN; sockets reports one before the last data) */
-#define CTL_PING 0x83 /* empty: RDM heartbeat */
+#define CTL_PING 0x83 /* empty: RDM heartbeat; on MSG, a probe the peer answers */
+#define CTL_PONG 0x84 /* empty: the answer to a MSG pipe's probe */
 #define RDV_DESC 32
 #define CTL_MAX (8 + RDV_DESC + NNOFI_MAX_HDR)
 #define RDV_PIECE (4u << 20) /* bytes per fi_read */
@@ -155,6 +156,7 @@ struct opipe {
 	/* RDM (shm, rxm): the pipe's own endpoint talks to one peer address;
 	 * no EQ. A CQ without a wait fd (shm) is polled by a timer. */
 	bool rdm, welcomed, peer_gone, shut_seen;
+	bool probing; /* MSG: heartbeats on, another peer waits for this one's place */
 	struct fid_av *av;
 	fi_addr_t peer;
 	struct bg_timer poll, hs_timeout, heartbeat, shut_grace;

@@ -383,6 +383,12 @@ static size_t feed(struct opipe *op, const uint8_t *data, size_t len)
 				continue;
 			if (d->fh[0] == CTL_PING && get_u64be(d->fh) == (uint64_t)CTL_PING << 56) {
 				d->fhgot = 0; /* heard: progress() noted the time */
+				if (!op->rdm) /* a probe: answer it (progress sends it) */
+					queue_ctl(op, CTL_PONG, NULL, 0);
+				continue;
+			}
+			if (d->fh[0] == CTL_PONG && get_u64be(d->fh) == (uint64_t)CTL_PONG << 56) {
+				d->fhgot = 0; /* heard */
 				continue;
 			}
 			if (d->fh[0] == CTL_BYE && get_u64be(d->fh) == (uint64_t)CTL_BYE << 56) {
@@ -581,7 +587,7 @@ bool progress(struct opipe *op)
 				rdv_read_done(op, c);
 			} else {
 				int k = (int)((struct obuf *)c - op->rx);
-				if (op->rdm)
+				if (op->rdm || op->probing)
 					op->last_heard = now_ms();
 				op->rx_len[k] = ents[i].len;
 				op->rx_off[k] = 0;
@@ -814,6 +820,19 @@ void opipe_destroy(struct pipe *p)
 	free(op);
 }
 
+/* RDM pipes hear their peer's heartbeat all along; a MSG pipe starts
+ * pinging now, its peer answers each ping, and a peer silent for
+ * PROBE_TIMEOUT_MS is gone (heartbeat_fire). */
+static void opipe_probe(struct pipe *p)
+{
+	struct opipe *op = (struct opipe *)p;
+	if (op->rdm || op->probing || p->dead || op->closing)
+		return;
+	op->probing = true;
+	op->last_heard = now_ms();
+	bg_timer_arm(&op->heartbeat, now_ms());
+}
+
 const struct pipe_ops opipe_ops = {
 	.send = opipe_send,
 	.read_ready = opipe_read_ready,
@@ -824,4 +843,5 @@ const struct pipe_ops opipe_ops = {
 	.destroy = opipe_destroy,
 	.busy = opipe_busy,
 	.sending = opipe_sending,
+	.probe = opipe_probe,
 };

@@ -111,6 +111,7 @@ static void tune_fd(int fd, bool tcp, struct nnofi_sock *s)
 struct spipe {
 	struct pipe base;
 	bool ipc;
+	bool probing; /* keepalive on: another peer waits for this one's place */
 	struct bg_watch watch; /* hang-ups, and writes nobody waits for */
 	/* receive */
 	uint8_t *rbuf;
@@ -537,6 +538,23 @@ static void spipe_bg_event(struct bg_watch *w, uint32_t events)
 	pthread_mutex_unlock(&s->mtx);
 }
 
+/* A TCP peer that vanished leaves the connection half-open and an idle
+ * pipe never learns: keepalive probes after 1 s of silence, and the kernel
+ * ends the connection when one goes unanswered for 1 s (the bg watch then
+ * sees the error). ipc peers cannot vanish unnoticed. */
+static void spipe_probe(struct pipe *p)
+{
+	struct spipe *sp = (struct spipe *)p;
+	if (sp->ipc || sp->probing || p->fd < 0)
+		return;
+	int one = 1;
+	setsockopt(p->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(p->fd, IPPROTO_TCP, TCP_KEEPIDLE, &one, sizeof(one));
+	setsockopt(p->fd, IPPROTO_TCP, TCP_KEEPINTVL, &one, sizeof(one));
+	setsockopt(p->fd, IPPROTO_TCP, TCP_KEEPCNT, &one, sizeof(one));
+	sp->probing = true;
+}
+
 static const struct pipe_ops spipe_ops = {
 	.send = spipe_send,
 	.read_ready = spipe_read_ready,
@@ -545,6 +563,7 @@ static const struct pipe_ops spipe_ops = {
 	.borrowing = spipe_borrowing,
 	.own_pending = spipe_own_pending,
 	.destroy = spipe_destroy,
+	.probe = spipe_probe,
 };
 
 /* Attach a connected, handshaken fd to the socket (sock locked). */
