@@ -1,8 +1,10 @@
-"""python -m nnofi_lab up|down|status|list [--topology NAME|PATH|auto] [--nodes N] [--rxe]
+"""python -m nnofi_lab up|down|status|heal|list [--topology NAME|PATH|auto] [--nodes N] [--rxe]
 
 `auto` (the default) picks the laptop lab (Docker) when a Docker engine
 answers, else the netns lab (root, `ip netns`), else the local lab, and
 says why; `down` and `status` with auto act on the lab `up` chose last.
+`heal` undoes what fault injection left on the nodes (a test run killed
+mid-fault): nft tables, tc qdiscs, stopped or paused nodes.
 """
 from __future__ import annotations
 
@@ -78,7 +80,7 @@ def print_status(lab: Lab, log) -> bool:
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nnofi_lab", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["up", "down", "status", "list"])
+    ap.add_argument("command", choices=["up", "down", "status", "heal", "list"])
     ap.add_argument("--topology", "-t", default="auto",
                     help="a name in lab/topologies, a .yaml path, or auto (default)")
     ap.add_argument("--nodes", "-n", type=int, default=None, help="number of nodes (default: the topology's)")
@@ -96,7 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         names = [args.topology]
         if args.topology == "auto":
             cur = _current_file().read_text().strip() if _current_file().exists() else None
-            if args.command == "up" or (args.command == "status" and not cur):
+            if args.command == "up" or (args.command in ("status", "heal") and not cur):
                 names = [choose(log)]
             elif cur:
                 names = [cur]
@@ -125,6 +127,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if _current_file().exists() and _current_file().read_text().strip() == lab.topology.name:
                     _current_file().unlink()
                 log(f"down in {time.monotonic() - t0:.1f}s")
+            elif args.command == "heal":
+                log(f"lab {lab.topology.name}: undoing what faults left on its nodes")
+                ok = lab.faults.heal_if_idle(log) and ok
             else:
                 ok = print_status(lab, log) and ok
             lab.close()

@@ -8,6 +8,7 @@ import execnet
 
 from . import backends, topology
 from .backends.base import state_dir
+from .faults import Faults
 from .node import DEFAULT_TIMEOUT, LabError, Node
 from .ports import Ports
 
@@ -16,12 +17,15 @@ VERBS_REASON = ("no RDMA device: no HCA and no rxe soft-RoCE device here "
 
 
 def transport_url(transport: str, address: str, port: int) -> str:
-    """tcp -> tcp://ADDR:PORT; ofi+PROVIDER -> ofi://ADDR:PORT@PROVIDER."""
+    """tcp -> tcp://ADDR:PORT; ofi+PROVIDER -> ofi://ADDR:PORT@PROVIDER;
+    ipc -> a socket file in the node's /tmp named after ADDR and PORT."""
     if transport == "tcp":
         return f"tcp://{address}:{port}"
+    if transport == "ipc":
+        return f"ipc:///tmp/nnofi-lab-{address}-{port}.ipc"
     if transport.startswith("ofi+"):
         return f"ofi://{address}:{port}@{transport[4:]}"
-    raise ValueError(f"no lab transport {transport!r} (tcp or ofi+PROVIDER)")
+    raise ValueError(f"no lab transport {transport!r} (tcp, ipc or ofi+PROVIDER)")
 
 
 def saved_node_count(name: str) -> Optional[int]:
@@ -43,6 +47,7 @@ class Lab:
         self.gateway_ids = itertools.count()
         self.nodes: List[Node] = [Node(self, spec, i) for i, spec in enumerate(topo.nodes)]
         self.ports = Ports()
+        self.faults = Faults(self)
 
     @classmethod
     def load(cls, name_or_path: str, nodes: Optional[int] = None, **kwargs) -> "Lab":
@@ -73,9 +78,12 @@ class Lab:
     def up(self, log: Callable[[str], None] = print, rxe: bool = False) -> None:
         self.backend.up(self.topology, log, rxe=rxe or self.topology.rxe)
         (state_dir(self.topology.name) / "nodes").write_text(f"{len(self.nodes)}\n")
+        self.faults.heal(log)  # a lab that was up may carry a killed run's faults
 
     def down(self, log: Callable[[str], None] = print) -> None:
         self.close()
+        if self.backend.keeps_node_state:  # docker and netns nodes go, their rules with them
+            self.faults.heal(log)
         self.backend.down(self.topology, log)
         try:
             (state_dir(self.topology.name) / "nodes").unlink()
@@ -111,3 +119,35 @@ class Lab:
             return None
         why = VERBS_REASON if provider.split(";")[0] == "verbs" else "fi_getinfo does not offer it"
         return f"{provider} not on {', '.join(lacking)}: {why}"
+
+    # -- faults (faults.py): context managers that undo themselves on exit --------
+    def partition(self, a: Node, b: Node, mode: str = "drop", ports=None):
+        """a and b cannot reach each other (mode "reset": TCP resets)."""
+        return self.faults.partition(a, b, mode=mode, ports=ports)
+
+    def isolate(self, a: Node, mode: str = "drop", ports=None):
+        """a reaches no other node."""
+        return self.faults.isolate(a, mode=mode, ports=ports)
+
+    def loss(self, a: Node, b: Optional[Node] = None, percent: int = 10, ports=None):
+        """A random percent of the packets between a and b is lost."""
+        return self.faults.loss(a, b, percent=percent, ports=ports)
+
+    def cap_bandwidth(self, a: Node, b: Optional[Node] = None, rate="8mbit", ports=None):
+        """The links between a and b carry at most rate each way."""
+        return self.faults.cap_bandwidth(a, b, rate=rate, ports=ports)
+
+    def delay(self, a: Node, b: Optional[Node] = None, ms: float = 50, jitter_ms: float = 0, ports=None):
+        """Packets between a and b wait ms (netem)."""
+        return self.faults.delay(a, b, ms=ms, jitter_ms=jitter_ms, ports=ports)
+
+    def kill(self, node: Node):
+        """node is down inside the block and started again on exit."""
+        return self.faults.kill(node)
+
+    def restart(self, node: Node) -> None:
+        self.faults.restart(node)
+
+    def pause(self, node: Node):
+        """node's processes are frozen inside the block."""
+        return self.faults.pause(node)

@@ -196,6 +196,8 @@ class Node:
 
     def gateway(self):
         with self._lock:
+            if self._gw is not None and _exited(self._gw):  # killed with its node (a fault)
+                self.lost("its process exited")
             if self._gw is None:
                 gid = f"{self.lab.topology.name}-{self.name}-{next(self.lab.gateway_ids)}"
                 gw = self._make_gateway(gid)
@@ -303,6 +305,18 @@ class Node:
             pass
         _reap(gw)
 
+    def lost(self, why: str) -> None:
+        """Forget a process that died with its node (a fault killed it):
+        its tasks end as gone, the next call starts a fresh one."""
+        with self._lock:
+            gw, self._gw, self._info = self._gw, None, None
+            tasks, self._tasks = self._tasks, []
+        for t in tasks:
+            if t._final is None:
+                t._final = ("gone", why)
+        if gw is not None:
+            _reap(gw)
+
     def close(self) -> None:
         """Stop the node's process: politely if nothing runs, else by kill."""
         for other in list(self._others.values()):
@@ -321,6 +335,12 @@ class Node:
         except Exception:  # noqa: BLE001
             pass
         _reap(gw)
+
+
+def _exited(gw) -> bool:
+    """Has the gateway's local process (popen, docker exec, ssh) ended?"""
+    popen = getattr(getattr(gw, "_io", None), "popen", None)
+    return popen is not None and popen.poll() is not None
 
 
 def _reap(gw, timeout: float = 5.0) -> None:

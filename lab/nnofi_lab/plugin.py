@@ -3,13 +3,17 @@
 Fixtures:
   lab            the Lab (session; skips the test without --lab)
   nodes          its Node handles; node_a, node_b, node_c: the first three
-  lab_transport  "tcp" or "ofi+PROVIDER", a parameter over the providers the
-                 lab's nodes share; skips (with the reason) a provider a node
-                 lacks, and shm across nodes (shared memory reaches one node)
+  lab_transport  "tcp", "ipc" or "ofi+PROVIDER", a parameter over
+                 --lab-transports (default tcp,ofi) and the providers the lab's
+                 nodes share; skips (with the reason) a provider a node lacks,
+                 and shm and ipc across nodes (they reach one node)
   lab_url        lab_url(node) -> a fresh URL of the test's transport on node
   lab_port       lab_port() -> a fresh port (unique per xdist worker)
-Marker: @pytest.mark.same_node: the test's ends are processes of one node
-(node.process(1)), so shm is tested too.
+Markers: @pytest.mark.same_node: the test's ends are processes of one node
+(node.process(1)), so shm is tested too. @pytest.mark.lab_exclusive: the
+test kills or pauses nodes (lab.kill, lab.pause), which hits every test on
+them: it runs while no other lab test does (LabLock: the others hold it
+shared, this one alone), in any worker and any run on the same lab.
 Without --lab the lab tests are skipped ("no --lab given"); with it, the
 controller brings the lab up if it is down, and down again at the end
 (unless --lab-keep).
@@ -33,7 +37,11 @@ def pytest_addoption(parser):
     g.addoption("--lab-timeout", type=float, default=60.0, metavar="S",
                 help="longest a remote call may run before its node process is killed (default 60)")
     g.addoption("--lab-providers", default=os.environ.get("NNOFI_LAB_PROVIDERS"), metavar="P,P",
-                help="only these providers (default: the topology's; env NNOFI_LAB_PROVIDERS)")
+                help="these providers, the topology's or not (a node lacking one skips, saying so); "
+                     "default: the topology's; env NNOFI_LAB_PROVIDERS")
+    g.addoption("--lab-transports", default=os.environ.get("NNOFI_LAB_TRANSPORTS", "tcp,ofi"), metavar="T,T",
+                help="what lab_transport runs over: tcp, ipc (same-node tests only), ofi (with each provider); "
+                     "default tcp,ofi; env NNOFI_LAB_TRANSPORTS")
 
 
 def _topology(config):
@@ -61,13 +69,22 @@ def _providers(config):
     topo = _topology(config)
     provs = topo.providers if topo else DEFAULT_PROVIDERS
     wanted = config.getoption("--lab-providers")
-    if wanted:
-        provs = [p for p in provs if p in wanted.split(",")]
-    return provs
+    return wanted.split(",") if wanted else provs
+
+
+def _transports(config):
+    """lab_transport's values: "tcp", "ipc", "ofi+PROVIDER" per provider."""
+    kinds = config.getoption("--lab-transports").split(",")
+    unknown = set(kinds) - {"tcp", "ipc", "ofi"}
+    if unknown:
+        raise pytest.UsageError(f"--lab-transports: {', '.join(sorted(unknown))}: the transports are tcp, ipc, ofi")
+    return [t for k in kinds for t in ([f"ofi+{p}" for p in _providers(config)] if k == "ofi" else [k])]
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "same_node: the test's ends are processes of one lab node")
+    config.addinivalue_line("markers", "lab_exclusive: the test kills or pauses lab nodes; no other lab test "
+                                       "runs meanwhile")
     _topology(config)  # a bad --lab is a usage error at once
 
 
@@ -106,6 +123,7 @@ def pytest_sessionstart(session):
         lab.up(log)
         _STATE["brought_up"] = lab
     else:
+        lab.faults.heal_if_idle(log)  # what a killed run left would break this run's tests
         lab.close()
 
 
@@ -119,7 +137,7 @@ def pytest_sessionfinish(session):
 
 def pytest_generate_tests(metafunc):
     if "lab_transport" in metafunc.fixturenames:
-        values = ["tcp"] + [f"ofi+{p}" for p in _providers(metafunc.config)]
+        values = _transports(metafunc.config)
         metafunc.parametrize("lab_transport", values, indirect=True,
                              ids=[v.replace("+", "-") for v in values])
 
@@ -164,6 +182,8 @@ def node_c(lab):
 @pytest.fixture
 def lab_transport(request, lab):
     transport = request.param
+    if transport == "ipc" and request.node.get_closest_marker("same_node") is None:
+        pytest.skip("ipc reaches only processes of one node (a Unix socket file); this test spans nodes")
     if transport.startswith("ofi+"):
         provider = transport[4:]
         same = request.node.get_closest_marker("same_node") is not None
@@ -188,13 +208,25 @@ def lab_url(lab, lab_transport):
 
 
 @pytest.fixture(autouse=True)
-def _lab_leftovers(request):
-    """After a lab test: nothing it spawned may still run (else it is
+def _lab_guard(request):
+    """A lab test holds the lab's LabLock (alone if marked lab_exclusive)
+    for its run; after it, nothing it spawned may still run (else it is
     killed, and the test errors)."""
-    yield
     if "lab" not in request.fixturenames:
+        yield
         return
     the_lab = request.getfixturevalue("lab")
+    exclusive = request.node.get_closest_marker("lab_exclusive") is not None
+    with the_lab.faults.lock.hold(exclusive):
+        the_lab.faults.exclusive = exclusive
+        try:
+            yield
+            _no_leftovers(the_lab)
+        finally:
+            the_lab.faults.exclusive = False
+
+
+def _no_leftovers(the_lab):
     left = []
     for n in the_lab.nodes:
         for proc in [n] + list(n._others.values()):  # noqa: SLF001

@@ -95,6 +95,7 @@ def test_shared_providers_and_urls():
     assert t.shared_providers() == ["tcp"]
     assert transport_url("tcp", "10.0.0.1", 5) == "tcp://10.0.0.1:5"
     assert transport_url("ofi+tcp;ofi_rxm", "10.0.0.1", 5) == "ofi://10.0.0.1:5@tcp;ofi_rxm"
+    assert transport_url("ipc", "10.0.0.1", 5) == "ipc:///tmp/nnofi-lab-10.0.0.1-5.ipc"
 
 
 def test_ports_are_disjoint_per_xdist_worker():

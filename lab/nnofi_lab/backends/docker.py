@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
-from .base import MARK, Backend, repo_root, sh, state_dir
+from .base import MARK, NODE_MARK, Backend, repo_root, sh, state_dir
 
 LABEL = "org.nnofi.lab"
 
@@ -242,8 +243,43 @@ class DockerBackend(Backend):
         return rows
 
     def gateway_spec(self, topo, node):
-        return (f"popen//python=docker exec -i -e {MARK}={topo.name} {container_name(topo, node)} "
-                f"{node.python or topo.python or 'python3'}")
+        return (f"popen//python=docker exec -i -e {MARK}={topo.name} -e {NODE_MARK}={node.name} "
+                f"{container_name(topo, node)} {node.python or topo.python or 'python3'}")
+
+    # -- faults: nft and tc in the container (it has NET_ADMIN); a stopped
+    # node is a killed container, started again with its address and disk
+    def net_unavailable(self, topo):
+        return None
+
+    def node_exec(self, topo, node, argv, input=None, timeout=30):
+        return sh(["docker", "exec", "-i", container_name(topo, node)] + argv,
+                  check=False, timeout=timeout, input=input)
+
+    def stop_node(self, topo, node):
+        name = container_name(topo, node)
+        sh(["docker", "kill", name])
+        self._wait_state(name, "false")
+
+    def start_node(self, topo, node):
+        name = container_name(topo, node)
+        sh(["docker", "start", name])
+        self._wait_state(name, "true")
+        # sshd for the ssh lab on these containers (its key is still on disk)
+        self.node_exec(topo, node, ["sh", "-c", "test ! -x /usr/sbin/sshd || pgrep -x sshd >/dev/null || /usr/sbin/sshd"])
+
+    def freeze_node(self, topo, node):
+        sh(["docker", "pause", container_name(topo, node)])
+
+    def thaw_node(self, topo, node):
+        sh(["docker", "unpause", container_name(topo, node)])
+
+    @staticmethod
+    def _wait_state(name, running, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while sh(["docker", "inspect", "-f", "{{.State.Running}}", name]).stdout.strip() != running:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"container {name}: State.Running is not {running} after {timeout}s")
+            time.sleep(0.05)
 
     def testinfra_host(self, topo, node):
         import testinfra

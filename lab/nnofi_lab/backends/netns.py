@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
+import signal
 
-from .base import MARK, Backend, default_python, kill_pids, marked_pids, sh
+from .base import MARK, NODE_MARK, Backend, default_python, kill_pids, marked_pids, sh, signal_pids
 
 
 def ns_name(topo, node) -> str:
@@ -60,6 +61,7 @@ class NetnsBackend(Backend):
         for i, n in enumerate(topo.nodes, 1):
             ns = ns_name(topo, n)
             if ns in have:
+                sh(["ip", "-n", ns, "link", "set", "eth0", "up"])  # a node a fault left stopped
                 continue
             sh(["ip", "netns", "add", ns])
             port = f"veth{i}"
@@ -95,14 +97,41 @@ class NetnsBackend(Backend):
                 rows.append({"node": n.name, "address": n.address, "state": "down", "detail": f"no namespace {ns}"})
                 continue
             addrs = sh(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"], check=False).stdout
-            ok = f"{n.address}/" in addrs
-            rows.append({"node": n.name, "address": n.address, "state": "up" if ok else "broken",
-                         "detail": f"netns {ns}" + ("" if ok else f": eth0 lacks {n.address}")})
+            link = sh(["ip", "-n", ns, "-o", "link", "show", "dev", "eth0"], check=False).stdout
+            why = (f": eth0 lacks {n.address}" if f"{n.address}/" not in addrs else
+                   ": eth0 is down (a node stopped by a fault)" if ",UP" not in link else "")
+            rows.append({"node": n.name, "address": n.address, "state": "broken" if why else "up",
+                         "detail": f"netns {ns}{why}"})
         return rows
 
     def gateway_spec(self, topo, node):
         return (f"popen//python=ip netns exec {ns_name(topo, node)} "
-                f"env {MARK}={topo.name} {default_python(topo, node)}")
+                f"env {MARK}={topo.name} {NODE_MARK}={node.name} {default_python(topo, node)}")
+
+    # -- faults: the host's nft and tc run inside the node's namespace; a
+    # stopped node has every process in its namespace killed (the kernel
+    # closes their connections, as with docker kill), then its link down:
+    # a dead host answers nothing, not even a refusal
+    def net_unavailable(self, topo):
+        missing = [tool for tool in ("nft", "tc") if shutil.which(tool) is None]
+        return f"no {' or '.join(missing)} on this machine (nftables, iproute2)" if missing else None
+
+    def node_exec(self, topo, node, argv, input=None, timeout=30):
+        return sh(["ip", "netns", "exec", ns_name(topo, node)] + argv, check=False, timeout=timeout, input=input)
+
+    def stop_node(self, topo, node):
+        ns = ns_name(topo, node)
+        signal_pids(_ns_pids(ns), signal.SIGKILL, wait_gone=5)
+        sh(["ip", "-n", ns, "link", "set", "eth0", "down"])
+
+    def start_node(self, topo, node):
+        sh(["ip", "-n", ns_name(topo, node), "link", "set", "eth0", "up"])
+
+    def freeze_node(self, topo, node):
+        signal_pids(_ns_pids(ns_name(topo, node)), signal.SIGSTOP)
+
+    def thaw_node(self, topo, node):
+        signal_pids(_ns_pids(ns_name(topo, node)), signal.SIGCONT)
 
     def testinfra_host(self, topo, node):
         import testinfra.host

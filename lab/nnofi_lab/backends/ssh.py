@@ -7,24 +7,33 @@ processes on the hosts, and leaves the hosts alone."""
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import time
 from typing import Optional
 
-from .base import MARK, Backend, sh, state_dir
+from .base import MARK, NODE_MARK, Backend, sh, state_dir
 
-_KILL = """
-import os, signal
-want = b"%s"
+# Signals the host's processes whose environment has all the given marks
+# (NNOFI_LAB=lab, and NNOFI_LAB_NODE=node for one node); prints their pids.
+_SIGNAL = """
+import os
+want, sig = set(%r), %d
 for p in os.listdir("/proc"):
     if not p.isdigit() or int(p) == os.getpid():
         continue
     try:
-        if want in open("/proc/%%s/environ" %% p, "rb").read().split(b"\\0"):
-            os.kill(int(p), signal.SIGKILL)
+        if want <= set(open("/proc/%%s/environ" %% p, "rb").read().split(b"\\0")):
+            os.kill(int(p), sig)
             print(p)
     except OSError:
         pass
 """
+
+
+def _signal_script(topo, node, sig) -> str:
+    marks = [f"{MARK}={topo.name}".encode()] + ([f"{NODE_MARK}={node.name}".encode()] if node else [])
+    return _SIGNAL % (marks, sig)
 
 
 def ssh_config(topo) -> Optional[str]:
@@ -89,7 +98,7 @@ class SshBackend(Backend):
 
     def down(self, topo, log):
         for n in topo.nodes:
-            r = _ssh(topo, n, "python3 -", timeout=30, input=_KILL % f"{MARK}={topo.name}")
+            r = _ssh(topo, n, "python3 -", timeout=30, input=_signal_script(topo, None, signal.SIGKILL))
             if r.returncode != 0:
                 log(f"  {n.name}: cannot reach it to stop lab processes: {(r.stderr or r.stdout).strip()[:200]}")
             elif r.stdout.split():
@@ -113,7 +122,34 @@ class SshBackend(Backend):
         spec = f"ssh={target(topo, node)}"
         if cfg:
             spec += f"//ssh_config={cfg}"
-        return spec + f"//python=env {MARK}={topo.name} {node.python or topo.python or 'python3'}"
+        return spec + (f"//python=env {MARK}={topo.name} {NODE_MARK}={node.name} "
+                       f"{node.python or topo.python or 'python3'}")
+
+    # -- faults: nft and tc over ssh (root on the hosts); a stopped or paused
+    # node is its lab processes killed or stopped: the host itself stays up
+    keeps_node_state = True  # rules outlive the lab here: `down` heals first
+
+    def net_unavailable(self, topo):
+        if topo.user != "root":
+            return f"nft and tc need root on the hosts; this lab logs in as {topo.user}"
+        return None
+
+    def node_exec(self, topo, node, argv, input=None, timeout=30):
+        return _ssh(topo, node, shlex.join(argv), timeout=timeout, input=input)
+
+    def _signal(self, topo, node, sig):
+        r = _ssh(topo, node, "python3 -", timeout=30, input=_signal_script(topo, node, sig))
+        if r.returncode != 0:
+            raise RuntimeError(f"{node.name}: cannot signal its lab processes: {(r.stderr or r.stdout).strip()[:200]}")
+
+    def stop_node(self, topo, node):
+        self._signal(topo, node, signal.SIGKILL)
+
+    def freeze_node(self, topo, node):
+        self._signal(topo, node, signal.SIGSTOP)
+
+    def thaw_node(self, topo, node):
+        self._signal(topo, node, signal.SIGCONT)
 
     def testinfra_host(self, topo, node):
         import testinfra
