@@ -1,7 +1,6 @@
 """Build nnofi's extensions into OUT/nnofi beside a copy of the Python
 package, so a differently-compiled core (e.g. NNOFI_SANITIZE=1 for
 `make test-asan`) runs without touching the editable install."""
-import glob
 import os
 import shutil
 import subprocess
@@ -15,8 +14,9 @@ def main(out: str) -> None:
     out = os.path.abspath(out)
     pkg = os.path.join(out, "nnofi")
     os.makedirs(pkg, exist_ok=True)
-    for f in glob.glob(os.path.join(ROOT, "nnofi", "*.py")):
-        shutil.copy(f, pkg)
+    # the Python package (subpackages and their data too), not its builds
+    shutil.copytree(os.path.join(ROOT, "nnofi"), pkg, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
     os.chdir(ROOT)  # build_ffi names sources relative to the repository
     sys.path.insert(0, os.path.join(ROOT, "native"))
     from build_ffi import _flags, make_builder
