@@ -29,7 +29,7 @@ deps:
 $(STAMP): $(NATIVE_SOURCES) | deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	NNOFI_WERROR=1 $(PY) -m pip install -q -e '.[test,bench,lab]'
+	NNOFI_WERROR=1 $(PY) -m pip install -q -e '.[test,bench,lab,matrix]'
 	touch $@
 
 venv build: $(STAMP)
@@ -41,15 +41,18 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory lab-test
 
 # The suite against an ASan+UBSan build of the native core (built apart
-# from the normal one, in build/asan).
+# from the normal one, in build/asan), then the fault tests on the netns
+# lab, whose nodes run the host's Python in this environment: sanitized
+# too (PYTHONSAFEPATH keeps the tree's own build off their path).
 test-asan: $(STAMP)
 	rm -rf build/asan && mkdir -p build/asan
 	NNOFI_SANITIZE=1 $(PY) native/build_inplace.py build/asan
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:allocator_may_return_null=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	PYTHONPATH=build/asan NNOFI_EXPECT_SANITIZED=1 \
-		$(PY) -P -m pytest -n $(JOBS) -q -p no:cacheprovider tests
+	PYTHONPATH=build/asan PYTHONSAFEPATH=1 NNOFI_EXPECT_SANITIZED=1 \
+		sh -c '$(PY) -m pytest -n $(JOBS) -q -p no:cacheprovider tests && \
+		       $(PY) -m pytest -n $(JOBS) -q -p no:cacheprovider --lab netns tests/faults'
 
 # The main job for now: every socket type over every transport, printed.
 demo: $(STAMP)
@@ -95,8 +98,9 @@ images-clean:
 # topology LAB: a name in lab/topologies or a .yaml path; auto (default)
 # takes laptop (Docker) when an engine answers, else netns (root), else
 # local, and says which. RXE=1 makes rxe soft-RoCE devices where the host
-# kernel has rdma_rxe. lab-test runs tests/lab on the lab (brought up and
-# down again if it was not up).
+# kernel has rdma_rxe. lab-test runs tests/lab and tests/faults on the lab
+# (brought up and down again if it was not up), in one run: fault tests that
+# kill or pause nodes wait, under the lab's lock, until no other test runs.
 LAB ?= auto
 NODES ?=
 RXE ?= 0
@@ -108,4 +112,39 @@ lab-down: $(STAMP)
 lab-status: $(STAMP)
 	$(PY) -m nnofi_lab status --topology $(LAB)
 lab-test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) -q --lab $(LAB) tests/lab
+	$(PY) -m pytest -n $(JOBS) -q --lab $(LAB) tests/lab tests/faults
+
+# The fabric matrix (ci/matrix.yaml; README, "Fabric matrix"): every lab
+# backend x transport x protocol family and message size through the lab;
+# build/matrix gets report.html (and report.png, as headless Chromium shows
+# it), results.json (the last one becomes previous.json, the diff's base)
+# and junit.xml. Fails if a cell failed. QUICK=1: the small slice .ci/run
+# runs; RXE=1: labs it brings up get rxe devices; MATRIX_ARGS: more options
+# (python -m ci.matrix --help).
+QUICK ?= 0
+MATRIX_ARGS ?=
+.PHONY: matrix matrix-deps
+matrix: $(STAMP) matrix-deps
+	$(PY) -m ci.matrix run --render $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(RXE)),--rxe) $(MATRIX_ARGS)
+
+# Headless Chromium, for the report's screenshot (its test in tests/matrix
+# skips without it, saying so). Skipped when present; when not root, says so.
+matrix-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing: chromium"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+				chromium fonts-dejavu-core >/dev/null; \
+		else \
+			echo "chromium missing (run as root, or apt-get install chromium): the report's screenshot is skipped"; \
+		fi; \
+	}
+
+# Minutes of connection churn under network faults across the lab (LAB=auto,
+# brought up or refreshed first), then every node's fds, threads, RSS, memory
+# registrations and live sockets against their baseline (python -m
+# nnofi_lab.soak --help). Fails if one grew.
+SOAK_SECONDS ?= 120
+.PHONY: soak
+soak: lab-up
+	$(PY) -m nnofi_lab.soak --topology $(LAB) --seconds $(SOAK_SECONDS)
