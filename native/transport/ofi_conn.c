@@ -23,6 +23,7 @@
  * hears nothing back within HANDSHAKE_MS tries again. */
 #define POLL_MS 1
 #define HANDSHAKE_MS 2000
+#define MSG_HANDSHAKE_MS 10000 /* as tcp:// and ipc:// handshakes */
 /* RDM has no connection to break when a peer dies: each side pings every
  * HEARTBEAT_MS, and a pipe that hears nothing for PEER_TIMEOUT_MS is
  * broken. */
@@ -351,8 +352,11 @@ void watch_unattached(struct opipe *op)
 	} else {
 		bg_timer_arm(&op->poll, now_ms() + POLL_MS);
 	}
-	if (op->rdm) /* no connection events: the peer may never answer */
-		bg_timer_arm(&op->hs_timeout, now_ms() + HANDSHAKE_MS);
+	/* RDM has no connection events: the peer may never answer. A MSG
+	 * connection accepted or dialed while the network was cut may never
+	 * complete either (no FI_CONNECTED, no error): found by make soak, an
+	 * accepted endpoint left for ever with its fds. */
+	bg_timer_arm(&op->hs_timeout, now_ms() + (op->rdm ? HANDSHAKE_MS : MSG_HANDSHAKE_MS));
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -414,7 +418,7 @@ static void hs_timeout_fire(struct bg_timer *t)
 	struct nnofi_sock *s = op->base.sock;
 	pthread_mutex_lock(&s->mtx);
 	if (!op->base.dead && !op->closing && !op->attached) {
-		DBG("ofi %p: no handshake within %d ms\n", (void *)op, HANDSHAKE_MS);
+		DBG("ofi %p: no handshake within %d ms\n", (void *)op, op->rdm ? HANDSHAKE_MS : MSG_HANDSHAKE_MS);
 		sock_stat(s, NNOFI_STAT_HANDSHAKE_TIMEOUTS, 1);
 		opipe_fail(op);
 	}
