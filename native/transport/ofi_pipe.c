@@ -111,6 +111,14 @@ static bool goes_by_rendezvous(struct opipe *op, const nnofi_msg *m)
 	return op->rma && op->peer_rma && min >= 0 && m->len > 0 && m->hdr_len + m->len >= (uint64_t)min;
 }
 
+/* A registration the cache found or made, in the socket's statistics. */
+static void count_registration(struct nnofi_sock *s, const struct mr_get_result *res)
+{
+	sock_stat(s, res->hit ? NNOFI_STAT_MR_HITS : NNOFI_STAT_MR_MISSES, 1);
+	sock_stat(s, NNOFI_STAT_MR_EVICTIONS, (uint64_t)res->evicted);
+	sock_stat(s, NNOFI_STAT_MR_BYTES_REGISTERED, res->registered);
+}
+
 /* Expose cur's body to the peer: cur_fh becomes its descriptor. False
  * (send the bytes instead) if the memory can't be registered. */
 static bool expose(struct opipe *op)
@@ -123,9 +131,7 @@ static bool expose(struct opipe *op)
 		free(r);
 		return false;
 	}
-	sock_stat(s, res.hit ? NNOFI_STAT_MR_HITS : NNOFI_STAT_MR_MISSES, 1);
-	sock_stat(s, NNOFI_STAT_MR_EVICTIONS, (uint64_t)res.evicted);
-	sock_stat(s, NNOFI_STAT_MR_BYTES_REGISTERED, res.registered);
+	count_registration(s, &res);
 	r->m = m;
 	r->id = ++op->rdv_seq;
 	uint8_t *p = op->cur_fh;
@@ -319,9 +325,7 @@ static bool control_frame(struct opipe *op, size_t ctl_len)
 		opipe_fail(op);
 		return false;
 	}
-	sock_stat(s, res.hit ? NNOFI_STAT_MR_HITS : NNOFI_STAT_MR_MISSES, 1);
-	sock_stat(s, NNOFI_STAT_MR_EVICTIONS, (uint64_t)res.evicted);
-	sock_stat(s, NNOFI_STAT_MR_BYTES_REGISTERED, res.registered);
+	count_registration(s, &res);
 	rd->active = true;
 	rdv_start(op);
 	return !op->base.dead;
