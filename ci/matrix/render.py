@@ -3,6 +3,7 @@ screenshot and dumps the DOM; check() says what is wrong with them (no
 grid, a missing cell, no plot, a blank or unpainted page)."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -33,7 +34,9 @@ def _chromium(html: Path, *args: str, timeout: float = 120) -> subprocess.Comple
         # --no-sandbox: Chromium's sandbox refuses to run as root (CI is root)
         argv = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
                 "--disable-extensions", f"--user-data-dir={profile}", *args, Path(html).resolve().as_uri()]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        # not under the sanitizer make test-asan preloads for nnofi
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def screenshot(html: Path, png: Path, window=WINDOW) -> None:

@@ -25,7 +25,8 @@ OUTCOMES = "tests/matrix/cell_outcomes.py"
 def matrix(tmp_path, monkeypatch):
     # The runner's pytest runs use this tree's build, whatever this run
     # uses (make test-asan preloads sanitizers and points at build/asan)
-    for var in ("NNOFI_EXPECT_SANITIZED", "PYTHONPATH", "LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS"):
+    for var in ("NNOFI_EXPECT_SANITIZED", "PYTHONPATH", "PYTHONSAFEPATH", "LD_PRELOAD", "ASAN_OPTIONS",
+                "UBSAN_OPTIONS"):
         monkeypatch.delenv(var, raising=False)
     topo = tmp_path / "e2e.yaml"
     topo.write_text(yaml.safe_dump({"name": "matrix-e2e", "backend": "local", "providers": ["tcp"], "nodes": [
