@@ -144,7 +144,20 @@ def _plots(results: dict) -> str:
     return "".join(out) or '<p class="note">No data cell passed: nothing to plot.</p>'
 
 
+def _change_rows(changes, css: str):
+    for r in changes:
+        fmt, what = (fmt_latency, "latency") if r["metric"] == "latency_us" else (fmt_bandwidth, "bandwidth")
+        yield (f'<tr><td>{_e(r["cell"])}</td><td>{what}</td><td>{_e(fmt(r["before"]))}</td>'
+               f'<td class="{css}">{_e(fmt(r["after"]))}</td>'
+               f'<td class="{css}">{r["change_pct"]:+.0f}%</td></tr>')
+
+
+CHANGES_HEAD = "<tr><th>cell</th><th>what</th><th>before</th><th>now</th><th>change</th></tr>"
+
+
 def _changes(diff: dict) -> str:
+    """Flips and regressions in full; improvements folded away, so the
+    grid and the plots stay near the top however much got faster."""
     if diff["previous"] is None:
         return '<p class="note">No previous run (build/matrix/previous.json) to compare with.</p>'
     rows = []
@@ -152,15 +165,12 @@ def _changes(diff: dict) -> str:
         css = "bad" if f["after"] == "failed" else "good"
         rows.append(f'<tr><td>{_e(f["cell"])}</td><td>status</td><td>{_e(f["before"])}</td>'
                     f'<td class="{css}">{_e(f["after"])}</td><td></td></tr>')
-    for kind, css in (("regressions", "bad"), ("improvements", "good")):
-        for r in diff[kind]:
-            fmt, what = (fmt_latency, "latency") if r["metric"] == "latency_us" else (fmt_bandwidth, "bandwidth")
-            rows.append(f'<tr><td>{_e(r["cell"])}</td><td>{what}</td><td>{_e(fmt(r["before"]))}</td>'
-                        f'<td class="{css}">{_e(fmt(r["after"]))}</td>'
-                        f'<td class="{css}">{r["change_pct"]:+.0f}%</td></tr>')
-    table = ('<table id="changes"><tr><th>cell</th><th>what</th><th>before</th><th>now</th><th>change</th></tr>'
-             + "".join(rows) + "</table>") if rows else ""
-    return f'<p class="note">{_e(diff_summary(diff))}</p>{table}'
+    rows += _change_rows(diff["regressions"], "bad")
+    table = f'<table id="changes">{CHANGES_HEAD}{"".join(rows)}</table>' if rows else ""
+    better = list(_change_rows(diff["improvements"], "good"))
+    folded = (f'<details><summary>{len(better)} improvements</summary>'
+              f'<table id="improvements">{CHANGES_HEAD}{"".join(better)}</table></details>') if better else ""
+    return f'<p class="note">{_e(diff_summary(diff))}</p>{table}{folded}'
 
 
 def _failures(notes: _Notes) -> str:
