@@ -95,13 +95,6 @@ static void sock_timer_fire(struct bg_timer *t);
 
 static int64_t spin_ns = -1;
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---- lifetime ------------------------------------------------------------ */
 
 static const struct proto_ops *proto_by_id(int id, bool raw)
@@ -769,7 +762,7 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 	if (timeout != 0 && spin_us > 0) {
 		/* A reply often comes within microseconds: look before sleeping,
 		 * since a wake-up from epoll_wait costs tens of them on a VM. */
-		int64_t until = mono_ns() + spin_us * 1000;
+		int64_t until = now_ns() + spin_us * 1000;
 		unsigned round = 0;
 		bool look;
 		do {
@@ -787,7 +780,7 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 				if (work)
 					timeout = 0;
 			}
-		} while (n == 0 && !work && (!look || mono_ns() < until));
+		} while (n == 0 && !work && (!look || now_ns() < until));
 	}
 	if (n == 0 && !(work && timeout == 0)) {
 		if (until_deadline && timeout != 0) {
