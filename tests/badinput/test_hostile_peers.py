@@ -12,6 +12,7 @@ import time
 import pytest
 
 import nnofi
+from rawsock import connect as raw_connect
 
 PROTO = {"pair": 16, "pub": 32, "sub": 33, "req": 48, "rep": 49, "push": 80, "pull": 81}
 
@@ -27,18 +28,6 @@ def frame(payload, ipc):
 @pytest.fixture(params=["tcp", "ipc"])
 def transport(request, tmp_path):
     return request.param, (f"ipc://{tmp_path}/bad.ipc" if request.param == "ipc" else "tcp://127.0.0.1:0")
-
-
-def raw_connect(url):
-    """A plain socket to an nnofi listener."""
-    if url.startswith("ipc://"):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(url[len("ipc://"):])
-    else:
-        host, port = url[len("tcp://"):].rsplit(":", 1)
-        s = socket.create_connection((host, int(port)), timeout=5)
-    s.settimeout(5)
-    return s
 
 
 def closed_by_peer(s, timeout=5.0):

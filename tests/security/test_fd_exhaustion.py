@@ -6,13 +6,13 @@ use low, the peer connected before keeps delivering, and once the raw
 peers go, new connections are accepted again."""
 import os
 import resource
-import socket
 import struct
 import time
 
 import pytest
 
 import nnofi
+import rawsock
 from sechelpers import Child, serve, wait_for
 
 SPARE_FDS = 24
@@ -43,13 +43,7 @@ def bind_url(request, tmp_path):
 
 def raw_peer(url):
     """Connects and says it is a PUSH: a pipe that holds an fd until it goes."""
-    if url.startswith("ipc://"):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(5)
-        s.connect(url[len("ipc://"):])
-    else:
-        host, port = url[len("tcp://"):].rsplit(":", 1)
-        s = socket.create_connection((host, int(port)), timeout=5)
+    s = rawsock.connect(url)
     s.sendall(PUSH_HEADER)
     return s
 

@@ -14,6 +14,7 @@ import time
 import pytest
 
 import nnofi
+import rawsock
 
 PROTO = {"pair": 16, "req": 48, "rep": 49, "push": 80, "pull": 81}
 PEER = {"pair": "pair", "req": "rep", "rep": "req", "push": "pull", "pull": "push"}
@@ -130,14 +131,7 @@ def raw_listener(transport, shortdir, stack):
 
 
 def raw_connect(url, stack):
-    if url.startswith("ipc://"):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(5)
-        s.connect(url[len("ipc://"):])
-    else:
-        host, port = url[len("tcp://"):].rsplit(":", 1)
-        s = socket.create_connection((host, int(port)), timeout=5)
-    s.settimeout(5)
+    s = rawsock.connect(url)
     stack.append(s)
     return s
 
