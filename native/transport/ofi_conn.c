@@ -231,14 +231,60 @@ static void eq_event(struct bg_watch *w, uint32_t events)
 	pthread_mutex_unlock(&s->mtx);
 }
 
-/* Completions before the pipe joins its socket, and while sends are
- * backlogged (background thread). */
+/* An attached pipe without backlog whose application is not receiving
+ * (an idle PULL, REP or PAIR) would never see its peer's BYE or hang-up:
+ * found on loopback, an idle PULL kept a closed PUSH's connection for
+ * good. Its CQ fd is watched one-shot, and re-armed CQ_IDLE_REARM_MS after
+ * it fires, so a busy pipe read by the application costs this thread a
+ * wake-up per that period at most (sock locked). */
+#define CQ_IDLE_REARM_MS 100
+
+void watch_idle(struct opipe *op)
+{
+	if (op->cq_idle && op->cq_watched)
+		return;
+	if (op->cq_watched) /* level-triggered, for a backlog now gone */
+		bg_watch_del(&op->cq_watch);
+	op->cq_watched = false;
+	op->cq_idle = true;
+	bg_timer_arm(&op->cq_rearm, now_ms() + CQ_IDLE_REARM_MS);
+}
+
+static void cq_rearm_fire(struct bg_timer *t)
+{
+	struct opipe *op = (struct opipe *)((char *)t - offsetof(struct opipe, cq_rearm));
+	struct nnofi_sock *s = op->base.sock;
+	pthread_mutex_lock(&s->mtx);
+	if (!op->base.dead && !op->closing && op->cq_idle && !s->reads_paused && progress(op))
+		sock_kick_locked(s);
+	if (!op->base.dead && !op->closing && op->cq_idle) {
+		struct fid *fids[1] = { &op->cq->fid };
+		if (s->reads_paused || fi_trywait(op->fab->fabric, fids, 1) != FI_SUCCESS)
+			bg_timer_arm(&op->cq_rearm, now_ms() + CQ_IDLE_REARM_MS);
+		else if (op->cq_watched)
+			bg_watch_mod(&op->cq_watch, EPOLLIN | EPOLLONESHOT);
+		else
+			op->cq_watched = bg_watch_add(&op->cq_watch, EPOLLIN | EPOLLONESHOT) == 0;
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* Completions before the pipe joins its socket, while sends are
+ * backlogged, and one-shot while idle (background thread). */
 static void cq_event(struct bg_watch *w, uint32_t events)
 {
 	struct opipe *op = (struct opipe *)((char *)w - offsetof(struct opipe, cq_watch));
 	struct nnofi_sock *s = op->base.sock;
 	(void)events;
 	pthread_mutex_lock(&s->mtx);
+	if (op->cq_idle) {
+		if (!op->base.dead && !op->closing && !s->reads_paused && progress(op))
+			sock_kick_locked(s);
+		if (!op->base.dead && !op->closing && op->cq_idle)
+			bg_timer_arm(&op->cq_rearm, now_ms() + CQ_IDLE_REARM_MS);
+		pthread_mutex_unlock(&s->mtx);
+		return;
+	}
 	for (int i = 0; i < 16 && !op->base.dead && !op->closing && op->cq_watched; i++) {
 		/* a caller asleep on the same fd may have lost the wake-up to us
 		 * (a send completing while close lingers, say) */
@@ -326,6 +372,7 @@ struct opipe *opipe_new(struct endpoint *ep, struct ofi_fabric *fab, struct fi_i
 	op->eq_watch.fd = op->eq_fd;
 	op->eq_watch.on_event = eq_event;
 	op->eq_rearm.fire = eq_rearm_fire;
+	op->cq_rearm.fire = cq_rearm_fire;
 	op->cq_watch.fd = op->cq_fd;
 	op->cq_watch.on_event = cq_event;
 	op->poll.fire = poll_fire;

@@ -153,6 +153,11 @@ struct opipe {
 	int eq_fd, cq_fd;
 	struct bg_watch eq_watch, cq_watch;
 	struct bg_timer eq_rearm;
+	/* cq_watched: the CQ fd is in the background thread's epoll; cq_idle:
+	 * one-shot there, re-armed CQ_IDLE_REARM_MS after it fires (no backlog:
+	 * the thread only looks out for a peer's BYE or hang-up) */
+	bool cq_idle;
+	struct bg_timer cq_rearm;
 	/* RDM (shm, rxm): the pipe's own endpoint talks to one peer address;
 	 * no EQ. A CQ without a wait fd (shm) is polled by a timer. */
 	bool rdm, welcomed, peer_gone, shut_seen;
@@ -265,6 +270,7 @@ void eq_drain(struct opipe *op);
 int cq_open(struct fid_domain *domain, size_t size, bool polled, struct fid_cq **cq, int *fd);
 struct opipe *opipe_new(struct endpoint *ep, struct ofi_fabric *fab, struct fi_info *fi);
 void watch_unattached(struct opipe *op);
+void watch_idle(struct opipe *op);
 
 /* ofi_ep.c */
 void listener_rearm_fire(struct bg_timer *t);

@@ -551,11 +551,15 @@ void watch_backlog(struct opipe *op)
 	const struct proto_ops *proto = op->base.sock->proto;
 	bool backlog = op->cur || op->txq.count || op->ctl_len || op->outs || op->rd.active ||
 		       op->shut_seen || proto->send_only || proto->drop_when_full;
-	if (backlog && !op->cq_watched)
+	if (!backlog) {
+		watch_idle(op);
+	} else if (!op->cq_watched) {
 		op->cq_watched = bg_watch_add(&op->cq_watch, EPOLLIN) == 0;
-	else if (!backlog && op->cq_watched) {
-		bg_watch_del(&op->cq_watch);
-		op->cq_watched = false;
+		op->cq_idle = false;
+	} else if (op->cq_idle) {
+		bg_timer_cancel(&op->cq_rearm);
+		bg_watch_mod(&op->cq_watch, EPOLLIN);
+		op->cq_idle = false;
 	}
 }
 
@@ -758,7 +762,8 @@ void stop_watching(struct opipe *op)
 	}
 	if (op->cq_watched)
 		bg_watch_del(&op->cq_watch);
-	op->cq_watched = false;
+	op->cq_watched = op->cq_idle = false;
+	bg_timer_cancel(&op->cq_rearm);
 	bg_timer_cancel(&op->poll);
 	bg_timer_cancel(&op->hs_timeout);
 	bg_timer_cancel(&op->heartbeat);

@@ -235,3 +235,27 @@ def test_close_lingers_until_sent(any_provider):
                 proc.kill()
         assert [int(m.split(b"-")[0]) for m in got] == list(range(500))
         assert proc.exitcode == 0
+
+
+@pytest.mark.parametrize("receiver, sender", [(nnofi.Pull, nnofi.Push), (nnofi.Rep, nnofi.Req),
+                                              (nnofi.Pair, nnofi.Pair)])
+def test_idle_receiver_sees_its_peer_leave(provider, receiver, sender):
+    """A socket that receives once and then waits elsewhere still ends the
+    pipe of a peer that closes (its BYE and hang-up are read by the
+    background thread): an idle PULL kept a closed PUSH's connection, and
+    its fds, for good."""
+    with receiver(**OPTS) as rx:
+        url = rx.bind(url_for(provider)).url
+        tx = sender(**OPTS)
+        tx.connect(url)
+        tx.send(b"hello")
+        assert rx.recv() == b"hello"
+        tx.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            stats = rx.stats
+            if stats["pipes_closed"] + stats["pipes_broken"] == 1:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail(f"the receiver kept its closed peer's pipe for 5 s: {rx.stats}")
