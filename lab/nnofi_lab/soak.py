@@ -96,10 +96,14 @@ def compare(lab: Lab, base: List[Dict], end: List[Dict], log) -> bool:
             if e[k] > b[k]:
                 ok = False
                 log(f"  {n.name}: {k} {b[k]} at baseline, {e[k]} at the end")
+                if k == "pipes":
+                    log(f"  {n.name}: open pipes " + ", ".join(f"{s} {c}" for s, c in e["open_pipes"].items()))
                 if k == "fds":
                     grew = {kind: e["fd_kinds"].get(kind, 0) - b["fd_kinds"].get(kind, 0)
                             for kind in e["fd_kinds"]}
                     log(f"  {n.name}: more fds of " + ", ".join(f"{k2} +{v}" for k2, v in grew.items() if v > 0))
+                    for conn in sorted(set(e["tcp"]) - set(b["tcp"])):
+                        log(f"  {n.name}: new tcp socket {conn}")
         if e["rss_kib"] - b["rss_kib"] > RSS_SLACK_KIB:
             ok = False
             log(f"  {n.name}: RSS grew {(e['rss_kib'] - b['rss_kib']) / 1024:.1f} MiB "

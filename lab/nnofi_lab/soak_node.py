@@ -37,6 +37,7 @@ def resources():
     socks, pipes, msgs = ffi.new("int64_t *"), ffi.new("int64_t *"), ffi.new("int64_t *")
     lib.nnofi_live_counts(socks, pipes, msgs)
     kinds = {}
+    inodes = set()
     for fd in os.listdir("/proc/self/fd"):
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
@@ -44,10 +45,36 @@ def resources():
             continue
         kind = target.split(":[")[0] if ":[" in target else target
         kinds[kind] = kinds.get(kind, 0) + 1
-    return {"fds": len(os.listdir("/proc/self/fd")), "fd_kinds": kinds,
+        if kind == "socket":
+            inodes.add(target[len("socket:["):-1])
+    return {"fds": len(os.listdir("/proc/self/fd")), "fd_kinds": kinds, "tcp": tcp_sockets(inodes),
             "threads": len(os.listdir("/proc/self/task")),
             "rss_kib": rss, "mrs": int(mrs[0]), "mr_bytes": int(mr_bytes[0]),
             "socks": int(socks[0]), "pipes": int(pipes[0]), "msgs": int(msgs[0])}
+
+
+TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+              "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT",
+              "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+
+def tcp_sockets(inodes):
+    """This process's TCP sockets as 'local -> remote STATE' (IPv4), so a
+    leftover connection can be told apart: which port, which peer."""
+    def addr(hexaddr):
+        ip, port = hexaddr.split(":")
+        return ".".join(str(int(ip[i:i + 2], 16)) for i in (6, 4, 2, 0)) + f":{int(port, 16)}"
+    found = []
+    try:
+        with open("/proc/self/net/tcp") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if cols[9] in inodes:
+                    found.append(f"{addr(cols[1])} -> {addr(cols[2])} {TCP_STATES.get(cols[3], cols[3])}")
+    except OSError:
+        pass
+    return sorted(found)
 
 
 def serve_rep(rep, stop):
@@ -92,6 +119,11 @@ def one_round(peer_rep, peer_pull, counts):
                 counts["unpushed"] += 1
 
 
+def open_pipes(sock):
+    st = sock.stats
+    return st["pipes_opened"] - st["pipes_closed"] - st["pipes_broken"]
+
+
 def settle(sockets):
     """Wait until closed connections and sockets are gone on this node
     (their last references go in nnofi's background thread): only the
@@ -127,7 +159,8 @@ def soak_node(ctl, rep_url, pull_url, peer_reps, peer_pulls, seed):
             elif cmd == "pause":
                 churning = False
                 drained = settle(2)
-                ctl.send({"drained": drained, **resources()})
+                ctl.send({"drained": drained, **resources(),
+                          "open_pipes": {"rep (tcp)": open_pipes(rep), "pull (ofi)": open_pipes(pull)}})
             elif cmd == "stop":
                 return counts
             if churning:
