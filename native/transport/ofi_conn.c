@@ -23,7 +23,6 @@
  * hears nothing back within HANDSHAKE_MS tries again. */
 #define POLL_MS 1
 #define HANDSHAKE_MS 2000
-#define MSG_HANDSHAKE_MS 10000 /* as tcp:// and ipc:// handshakes */
 /* RDM has no connection to break when a peer dies: each side pings every
  * HEARTBEAT_MS, and a pipe that hears nothing for PEER_TIMEOUT_MS is
  * broken. */

@@ -54,6 +54,7 @@ static void listener_event(struct bg_watch *w, uint32_t events)
 			continue;
 		}
 		op->peer_rma = peer_can_read(&ev, n);
+		note_peer(op, entry.info);
 		struct cm_data cm = cm_data_of(op);
 		int rc = fi_accept(op->fep, &cm, sizeof(cm));
 		if (rc) {
@@ -170,6 +171,9 @@ int ofi_bind(struct endpoint *ep)
 		rc = EIO;
 		goto fail;
 	}
+	pthread_mutex_lock(&ep->sock->mtx);
+	stray_watch_start(oe);
+	pthread_mutex_unlock(&ep->sock->mtx);
 	return 0;
 fail:
 	if (oe->pep)
@@ -253,6 +257,7 @@ static void ofi_stop(struct endpoint *ep)
 	if (oe->eq)
 		bg_watch_del(&oe->watch);
 	bg_timer_cancel(&oe->rearm);
+	bg_timer_cancel(&oe->stray_sweep);
 	rdm_listener_close(oe);
 	/* the port is free when stop returns, so it can be bound again */
 	if (oe->pep)

@@ -39,6 +39,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <rdma/fabric.h>
@@ -64,7 +65,10 @@
 #define RDV_PIECE (4u << 20) /* bytes per fi_read */
 #define RDV_READS 4          /* reads in flight per pipe */
 
+#define MSG_HANDSHAKE_MS 10000 /* as tcp:// and ipc:// handshakes */
+
 #define NHELLO 4
+#define MAX_STRAYS 64 /* a sweep sheds the rest later */
 #define HELLO_MAX 256
 
 /* Connection private data: which side can read the other's memory. */
@@ -194,6 +198,9 @@ struct opipe {
 	struct rdv_in rd;
 	bool sp_sent;
 	struct opipe *next_unattached;
+	/* accepted (MSG): the peer's address, which no stray has (ofi_stray.c) */
+	struct sockaddr_storage peer_sa;
+	size_t peer_sa_len;
 };
 
 struct ofi_ep {
@@ -222,6 +229,16 @@ struct ofi_ep {
 	struct endpoint *ep;
 	struct opipe *pending; /* dialer: the connection being made */
 	struct opipe *unattached; /* connections still in their SP handshake */
+	/* MSG listener: accepted sockets the provider never reported */
+	struct sockaddr_storage local;
+	bool local_wildcard;
+	struct bg_timer stray_sweep;
+	struct stray {
+		int fd;
+		ino_t ino;
+		int64_t since;
+	} strays[MAX_STRAYS];
+	int nstray;
 };
 
 /* A connection event with room for the peer's private data. */
@@ -271,6 +288,10 @@ int cq_open(struct fid_domain *domain, size_t size, bool polled, struct fid_cq *
 struct opipe *opipe_new(struct endpoint *ep, struct ofi_fabric *fab, struct fi_info *fi);
 void watch_unattached(struct opipe *op);
 void watch_idle(struct opipe *op);
+
+/* ofi_stray.c */
+void stray_watch_start(struct ofi_ep *oe);
+void note_peer(struct opipe *op, const struct fi_info *fi);
 
 /* ofi_ep.c */
 void listener_rearm_fire(struct bg_timer *t);
