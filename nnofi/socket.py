@@ -1,20 +1,28 @@
 """Socket classes. Python does control (create, bind, options); each send
 or receive is one native call with the GIL released (cffi does that)."""
+from __future__ import annotations
+
 import errno
 import itertools
 import threading
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Union
 
 from . import _fast
+from ._asyncio import AsyncioMixin
 from ._native import ffi, lib
 from .errors import AddressInUse, BadURL, Closed, Error, NotSupported, from_errno
 from .message import Message
-from .options import OPTIONS, STATS
+from .options import OPTIONS, STATS, SocketOptions
 from .url import explain as explain_url
 from .url import explain_ipc_in_use, explain_ofi
 
+if TYPE_CHECKING:
+    from typing_extensions import Self, Unpack
+
 _fast.init(lib.nnofi_fast_api())
 
+# Anything with the buffer protocol. Any, not typing_extensions.Buffer:
+# numpy's stubs give ndarray __buffer__ only from Python 3.12 on.
 Buffer = Union[bytes, bytearray, memoryview, Any]
 
 # Buffers the core keeps past a send call (zero-copy inproc), by handle,
@@ -35,7 +43,7 @@ def _reap() -> None:
             return
 
 
-def _recv_result():
+def _recv_result() -> Any:
     try:
         return _tls.result
     except AttributeError:
@@ -62,11 +70,29 @@ class Endpoint:
         return f"<nnofi.Endpoint {self.kind} {self.url}>"
 
 
-class Socket:
+class Socket(AsyncioMixin):
     """Base of all socket types: Pair, Push, Pull, Req, Rep, Pub, Sub,
     Surveyor, Respondent, Bus."""
 
     _protocol = 0
+
+    # The options (options.OPTIONS), made properties after the class; named
+    # here for type checkers (tests/typing checks the two lists agree).
+    send_timeout: int
+    recv_timeout: int
+    recv_max_size: int
+    send_buffer: int
+    recv_buffer: int
+    reconnect_ivl: int
+    reconnect_ivl_max: int
+    linger: int
+    req_resend_ivl: int
+    survey_time: int
+    spin_us: int
+    rendezvous_min: int
+    mr_cache_max: int
+    ipc_permissions: int
+    ofi_rma: int
 
     def __init__(
         self,
@@ -74,7 +100,7 @@ class Socket:
         bind: Optional[Union[str, Iterable[str]]] = None,
         connect: Optional[Union[str, Iterable[str]]] = None,
         raw: bool = False,
-        **options: int,
+        **options: Unpack[SocketOptions],
     ) -> None:
         if type(self) is Socket:
             raise TypeError("use a socket type: Pair, Push, Pull, Req, Rep, Pub, Sub, Surveyor, Respondent or Bus")
@@ -112,7 +138,7 @@ class Socket:
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self) -> "Socket":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -135,7 +161,7 @@ class Socket:
     def endpoints(self) -> List[Endpoint]:
         return list(self._endpoints)
 
-    def _endpoint(self, fn, url: str, kind: str) -> Endpoint:
+    def _endpoint(self, fn: Callable[..., int], url: str, kind: str) -> Endpoint:
         if not isinstance(url, str):
             raise TypeError(f"{kind} takes a URL string, not {type(url).__name__}")
         real = ffi.new("char[]", 512)
@@ -207,7 +233,7 @@ class Socket:
         got = _fast.recv(self._addr, 0 if block else lib.NNOFI_DONTWAIT)
         if type(got) is int:
             self._check(got, "recv")
-        return got
+        return got  # type: ignore[return-value]  # an int raised above (isinstance would narrow, at a cost)
 
     def recv_msg(self, block: bool = True) -> Message:
         """Receive one message as an nnofi.Message (zero-copy buffer)."""
@@ -250,13 +276,19 @@ class Socket:
         got = _fast.recv_many(self._addr, max_count, max_bytes, 0 if block else lib.NNOFI_DONTWAIT)
         if type(got) is int:
             self._check(got, "recv_many")
-        return got
+        return got  # type: ignore[return-value]  # as in recv
 
     def fileno(self) -> int:
         """An fd that polls readable when recv() would not block."""
         fd = ffi.new("int *")
         self._check(lib.nnofi_recv_fd(self._sock, fd), "fileno")
-        return fd[0]
+        return int(fd[0])
+
+    def send_fileno(self) -> int:
+        """An fd that polls readable when send() would not block."""
+        fd = ffi.new("int *")
+        self._check(lib.nnofi_send_fd(self._sock, fd), "send_fileno")
+        return int(fd[0])
 
     # -- state -----------------------------------------------------------------
     @property

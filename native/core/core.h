@@ -228,6 +228,9 @@ struct proto_ops {
 	/* Peers never send to it (PUSH, PUB): the background thread reads its
 	 * pipes, so a peer that talks anyway is cut off even when idle. */
 	bool send_only;
+	/* A send would wait now (nnofi_send_fd); NULL: a send never waits,
+	 * it goes, drops or fails at once. */
+	bool (*send_waits)(struct nnofi_sock *s);
 };
 
 struct nnofi_sock {
@@ -272,6 +275,12 @@ struct nnofi_sock {
 	atomic_bool rfd_used;
 	bool wake_signaled;
 	atomic_int inproc_pending; /* inproc pipes with queued messages */
+	/* nnofi_send_fd: an eventfd (made on first use, -1 before) kept
+	 * readable while a send would not wait. send_blocked: it was drained,
+	 * so an inproc peer's kick (room in its mailbox) must signal it. */
+	int sendfd;
+	atomic_bool sfd_used, send_blocked;
+	bool send_signaled;
 	int trywait_pipes; /* pipes with ops->busy (ofi) */
 	int polled_pipes;  /* ... of which without a wait fd */
 
@@ -341,6 +350,8 @@ extern const struct proto_ops proto_xreq, proto_xrep, proto_xsurveyor, proto_xre
 struct pipe *proto_next_writable(struct nnofi_sock *s, uint32_t *cursor);
 int proto_send_on(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m, bool borrowed);
 int proto_send_round_robin(struct nnofi_sock *s, uint32_t *cursor, nnofi_msg *m, bool borrowed);
+/* send_waits of PAIR, PUSH and raw REQ: no pipe can take a message. */
+bool proto_no_writable_pipe(struct nnofi_sock *s);
 /* Send to every pipe but `except` (0: none) that can take it now; pipes
  * that can't lose this message (counted). Never blocks. */
 void proto_broadcast(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, uint32_t except);

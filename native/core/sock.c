@@ -130,6 +130,7 @@ int nnofi_socket(int protocol, int raw, nnofi_sock **out)
 		return ENOMEM;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	s->sendfd = -1; /* nnofi_send_fd makes it */
 	if (s->epfd < 0 || s->wakefd < 0) {
 		int err = errno;
 		if (s->epfd >= 0)
@@ -200,6 +201,8 @@ void sock_unref(struct nnofi_sock *s)
 	free(s->pipes);
 	close(s->epfd);
 	close(s->wakefd);
+	if (s->sendfd >= 0)
+		close(s->sendfd);
 	pthread_mutex_destroy(&s->mtx);
 	pthread_cond_destroy(&s->cv);
 	atomic_fetch_sub(&nnofi_live_socks, 1);
@@ -256,6 +259,8 @@ static bool writes_pending(struct nnofi_sock *s)
 
 static int sock_wait(struct nnofi_sock *s, int64_t deadline);
 static void sync_readiness(struct nnofi_sock *s);
+static void sync_send_readiness(struct nnofi_sock *s);
+static void arm_readiness_deadline(struct nnofi_sock *s);
 static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out);
 
 int nnofi_close(nnofi_sock *s)
@@ -291,6 +296,7 @@ int nnofi_close(nnofi_sock *s)
 	recvq_clear(s);
 	sock_kick_locked(s);
 	sync_readiness(s); /* readable: a receive now fails fast with Closed */
+	sync_send_readiness(s); /* ... and so does a send */
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mtx);
 	return 0;
@@ -431,6 +437,9 @@ void sock_kick(struct nnofi_sock *s)
 {
 	if (atomic_load(&s->sleeping) || atomic_load(&s->rfd_used))
 		wake_write(s);
+	/* the peer may have made room in its mailbox: a send may go now */
+	if (atomic_load(&s->send_blocked))
+		eventfd_write(s->sendfd, 1);
 }
 
 /* Something changed (sock locked): wake a caller asleep in epoll_wait on
@@ -457,6 +466,13 @@ static void sync_readiness(struct nnofi_sock *s)
 		s->wake_signaled = true;
 	} else if (!want) {
 		wake_drain(s);
+		/* An inproc peer's kick drained with it may be for a message
+		 * not taken in yet: keep the fd readable, for a receive to look
+		 * (the peer counts inproc_pending before it kicks). */
+		if (atomic_load(&s->inproc_pending)) {
+			wake_write(s);
+			s->wake_signaled = true;
+		}
 	}
 }
 
@@ -466,7 +482,62 @@ int nnofi_recv_fd(nnofi_sock *s, int *fd)
 	atomic_store(&s->rfd_used, true);
 	sock_process_inproc(s); /* what inproc peers sent already counts */
 	sync_readiness(s);
+	arm_readiness_deadline(s);
 	*fd = s->epfd;
+	pthread_mutex_unlock(&s->mtx);
+	return 0;
+}
+
+/* Whether a send would wait now (sock locked): the protocol says; a
+ * closed socket's fails at once. */
+static bool send_would_wait(struct nnofi_sock *s)
+{
+	return !s->closed && s->proto->send_waits && s->proto->send_waits(s);
+}
+
+/* The send readiness fd must poll readable iff a send would not wait.
+ * Called (sock locked) wherever that can change: pipes added, removed or
+ * given room, a send or receive (REP's reply state), close. */
+static void sync_send_readiness(struct nnofi_sock *s)
+{
+	if (!atomic_load(&s->sfd_used))
+		return;
+	if (!send_would_wait(s)) {
+		atomic_store(&s->send_blocked, false);
+		if (!s->send_signaled) {
+			eventfd_write(s->sendfd, 1);
+			s->send_signaled = true;
+		}
+		return;
+	}
+	/* blocked first, then drained: a kick from now on signals again */
+	atomic_store(&s->send_blocked, true);
+	eventfd_t v;
+	eventfd_read(s->sendfd, &v);
+	s->send_signaled = false;
+	/* room an inproc peer made before may not be taken in yet: its kick
+	 * was drained above, so the fd stays readable for a send to look */
+	if (atomic_load(&s->inproc_pending)) {
+		eventfd_write(s->sendfd, 1);
+		s->send_signaled = true;
+	}
+}
+
+int nnofi_send_fd(nnofi_sock *s, int *fd)
+{
+	pthread_mutex_lock(&s->mtx);
+	if (s->sendfd < 0) {
+		s->sendfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (s->sendfd < 0) {
+			int err = errno;
+			pthread_mutex_unlock(&s->mtx);
+			return err;
+		}
+	}
+	atomic_store(&s->sfd_used, true);
+	sock_process_inproc(s); /* room inproc peers made already counts */
+	sync_send_readiness(s);
+	*fd = s->sendfd;
 	pthread_mutex_unlock(&s->mtx);
 	return 0;
 }
@@ -558,6 +629,7 @@ bool sock_add_pipe(struct nnofi_sock *s, struct pipe *p)
 	if (p->writable && s->proto->pipe_writable)
 		s->proto->pipe_writable(s, p);
 	sock_kick_locked(s);
+	sync_send_readiness(s);
 	return true;
 }
 
@@ -597,6 +669,7 @@ void sock_remove_pipe(struct nnofi_sock *s, struct pipe *p, bool broken)
 		sock_ep_redial_later(p->ep);
 	bg_defer(destroy_pipe, p);
 	sock_kick_locked(s);
+	sync_send_readiness(s);
 }
 
 void sock_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m)
@@ -627,6 +700,7 @@ void sock_pipe_writable(struct nnofi_sock *s, struct pipe *p)
 	if (s->proto->pipe_writable)
 		s->proto->pipe_writable(s, p);
 	sock_kick_locked(s);
+	sync_send_readiness(s);
 }
 
 static int64_t next_backoff(struct endpoint *ep)
@@ -676,6 +750,12 @@ static void sock_timer_fire(struct bg_timer *t)
 		int64_t next = s->proto->tick(s, now_ms());
 		if (next != INT64_MAX)
 			sock_timer_arm(s, next);
+		/* a deadline passed (a survey's end): a receive may fail now,
+		 * so make the readiness fd readable for it to look */
+		if (atomic_load(&s->rfd_used)) {
+			wake_write(s);
+			s->wake_signaled = true;
+		}
 	}
 	pthread_mutex_unlock(&s->mtx);
 	sock_unref(s);
@@ -798,6 +878,7 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 	if (s->cv_waiters)
 		pthread_cond_broadcast(&s->cv);
 	sync_readiness(s);
+	sync_send_readiness(s);
 }
 
 /* Wait for something to change (sock locked): poll if nobody else does. */
@@ -934,6 +1015,7 @@ static int send_common(struct nnofi_sock *s, nnofi_msg *m, bool borrowed, int fl
 		sock_stat(s, NNOFI_STAT_MSGS_SENT, 1);
 		sock_stat(s, NNOFI_STAT_BYTES_SENT, len);
 	}
+	sync_send_readiness(s);
 	pthread_mutex_unlock(&s->mtx);
 	return rc;
 }
@@ -1062,6 +1144,19 @@ int nnofi_send_msg(nnofi_sock *s, nnofi_msg *m, int flags)
 	return send_common(s, m, false, flags, 0, &retained);
 }
 
+/* A receive found nothing and returns while the readiness fd is watched:
+ * nobody waits in the socket for the protocol's next deadline (a survey's
+ * end, when recv fails with ETIMEDOUT), so the socket's timer makes the
+ * fd readable then (sock_timer_fire). */
+static void arm_readiness_deadline(struct nnofi_sock *s)
+{
+	if (!s->proto->tick || !atomic_load(&s->rfd_used) || s->closed)
+		return;
+	int64_t next = s->proto->tick(s, now_ms());
+	if (next != INT64_MAX)
+		sock_timer_arm(s, next);
+}
+
 static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out)
 {
 	int64_t deadline = DEADLINE_UNSET; /* DONTWAIT never waits */
@@ -1077,6 +1172,7 @@ static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out)
 			if (s->reads_paused && s->queued_bytes < (size_t)s->recv_buffer / 2)
 				set_reads_paused(s, false);
 			sync_readiness(s);
+			sync_send_readiness(s); /* REP: a reply may go now */
 			sock_stat(s, NNOFI_STAT_MSGS_RECV, 1);
 			sock_stat(s, NNOFI_STAT_BYTES_RECV, m->len);
 			*out = m;
@@ -1087,6 +1183,8 @@ static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out)
 		if (flags & NNOFI_DONTWAIT) {
 			if (polled || s->polling || (flags & NNOFI_QUEUED)) {
 				sync_readiness(s);
+				if (!(flags & NNOFI_QUEUED)) /* else a blocking call follows */
+					arm_readiness_deadline(s);
 				return EAGAIN;
 			}
 			poll_pipes(s, 0);

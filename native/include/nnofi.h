@@ -101,6 +101,10 @@ int nnofi_setopt_bytes(nnofi_sock *s, int opt, const void *data, size_t len);
 void nnofi_stats(nnofi_sock *s, uint64_t *out, int n);
 /* An fd that polls readable while a receive would not block. */
 int nnofi_recv_fd(nnofi_sock *s, int *fd);
+/* An fd that polls readable while a send would not block (as nanomsg's
+ * NN_SNDFD): a protocol's send that never waits keeps it readable, and so
+ * does a closed socket, for the send to fail fast. */
+int nnofi_send_fd(nnofi_sock *s, int *fd);
 
 /* bind/connect write the endpoint's real URL into url_out and its id. */
 int nnofi_bind(nnofi_sock *s, const char *url, char *url_out, size_t url_cap, uint32_t *ep_id);

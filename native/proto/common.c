@@ -34,6 +34,14 @@ int proto_send_round_robin(struct nnofi_sock *s, uint32_t *cursor, nnofi_msg *m,
 	return proto_send_on(s, p, m, borrowed);
 }
 
+bool proto_no_writable_pipe(struct nnofi_sock *s)
+{
+	for (int i = 0; i < s->npipes; i++)
+		if (s->pipes[i]->writable && !s->pipes[i]->dead)
+			return false;
+	return true;
+}
+
 /* Send on one pipe, remembering which, for the borrowed-buffer wait. */
 int proto_send_on(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m, bool borrowed)
 {

@@ -46,4 +46,5 @@ const struct proto_ops proto_pair = {
 	.send = pair_send,
 	.deliver = proto_queue_deliver,
 	.recv = proto_queue_recv,
+	.send_waits = proto_no_writable_pipe, /* one pipe at most */
 };

@@ -24,6 +24,7 @@ const struct proto_ops proto_push = {
 	.deliver = proto_reject_deliver,
 	.recv = proto_no_recv,
 	.send_only = true,
+	.send_waits = proto_no_writable_pipe,
 };
 
 const struct proto_ops proto_pull = {

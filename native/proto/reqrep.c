@@ -182,6 +182,17 @@ static int rep_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 	return rc;
 }
 
+/* A reply waits for room on the asker's pipe only (none: it fails; the
+ * asker gone: it is dropped). */
+static bool rep_send_waits(struct nnofi_sock *s)
+{
+	struct replier *st = s->proto_data;
+	if (!st->have_bt)
+		return false;
+	struct pipe *p = sock_find_pipe(s, get_u32be(st->bt));
+	return p && !p->writable;
+}
+
 const struct proto_ops proto_rep = {
 	.id = NNOFI_REP,
 	.peer_id = NNOFI_REQ,
@@ -191,6 +202,7 @@ const struct proto_ops proto_rep = {
 	.send = rep_send,
 	.deliver = replier_deliver,
 	.recv = replier_recv,
+	.send_waits = rep_send_waits,
 };
 
 /* ---- raw REQ/REP (and RESPONDENT) for devices ------------------------- */
@@ -245,6 +257,7 @@ const struct proto_ops proto_xreq = {
 	.send = xreq_send,
 	.deliver = raw_deliver_backtrace,
 	.recv = proto_queue_recv,
+	.send_waits = proto_no_writable_pipe,
 };
 
 const struct proto_ops proto_xrep = {
