@@ -3,15 +3,21 @@ second process where the transport crosses processes, with a line each.
 
     python -m nnofi.demo
 """
+from __future__ import annotations
+
 import multiprocessing as mp
 import os
 import tempfile
+import threading
 import time
 import uuid
+from multiprocessing.process import BaseProcess
+from typing import Tuple, Union
 
 import nnofi
+from nnofi.options import SocketOptions
 
-OPTS = dict(recv_timeout=5000, send_timeout=5000)
+OPTS: SocketOptions = {"recv_timeout": 5000, "send_timeout": 5000}
 ROUNDS = 1000
 
 
@@ -32,7 +38,8 @@ def _peer(kind: str, url: str) -> None:
                 push.send(b"job %d" % i)
 
 
-def _near(kind: str, url: str):
+def _near(kind: str, url: str) -> Tuple[nnofi.Socket, nnofi.Endpoint]:
+    sock: nnofi.Socket
     if kind == "reqrep":
         sock = nnofi.Rep(**OPTS)
     elif kind == "pair":
@@ -42,7 +49,7 @@ def _near(kind: str, url: str):
     return sock, sock.bind(url)
 
 
-def _serve(kind: str, sock) -> None:
+def _serve(kind: str, sock: nnofi.Socket) -> None:
     for i in range(ROUNDS):
         if kind == "reqrep":
             assert sock.recv() == b"ping %d" % i
@@ -64,9 +71,8 @@ def run_one(kind: str, transport: str, tmp: str) -> str:
     sock, ep = _near(kind, url)
     with sock:
         start = time.perf_counter()
+        peer: Union[threading.Thread, BaseProcess]
         if transport == "inproc":
-            import threading
-
             peer = threading.Thread(target=_peer, args=(kind, ep.url))
         else:
             peer = mp.get_context("spawn").Process(target=_peer, args=(kind, ep.url))

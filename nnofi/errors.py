@@ -2,6 +2,7 @@
 errno-style code; the subclasses also derive from the matching builtin
 so `except TimeoutError` works as a user expects."""
 import errno as _errno
+from typing import Dict, Type
 
 
 class Error(Exception):
@@ -15,9 +16,13 @@ class Error(Exception):
 class Timeout(Error, TimeoutError):
     """A send or receive did not complete within its timeout."""
 
+    errno: int  # always the core's code (OSError's may be None)
+
 
 class Again(Error, BlockingIOError):
     """block=False and the operation would have to wait."""
+
+    errno: int  # always the core's code (OSError's may be None)
 
 
 class Closed(Error):
@@ -44,7 +49,7 @@ class NotSupported(Error):
     """The socket type cannot do this, e.g. Pull.send."""
 
 
-_BY_ERRNO = {
+_BY_ERRNO: Dict[int, Type[Error]] = {
     _errno.ETIMEDOUT: Timeout,
     _errno.EAGAIN: Again,
     _errno.EBADF: Closed,

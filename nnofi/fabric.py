@@ -1,7 +1,7 @@
 """libfabric discovery: the fabrics, domains and providers this machine
 offers, like `fi_info`, in a table a person can read (`nnofi info`)."""
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Set, Tuple
 
 from ._native import ffi, lib
 
@@ -24,7 +24,8 @@ class Provider:
 
 def version() -> str:
     """The libfabric version in use."""
-    return ffi.string(lib.nnofi_fabric_version()).decode()
+    text: str = ffi.string(lib.nnofi_fabric_version()).decode()
+    return text
 
 
 def providers(name: Optional[str] = None) -> List[Provider]:
@@ -35,7 +36,7 @@ def providers(name: Optional[str] = None) -> List[Provider]:
     if rc:
         raise OSError(rc, f"fi_getinfo failed: {ffi.string(lib.nnofi_strerror(rc)).decode()}")
     found: List[Provider] = []
-    seen = set()
+    seen: Set[Tuple[str, str, str, str]] = set()
     for i in range(count[0]):
         e = entries[i]
         p = Provider(

@@ -1,8 +1,10 @@
 """Socket options: name -> (native id, help). Times are milliseconds and
 -1 means infinite/unlimited, as in nanomsg, nng and pyzmq."""
+from typing import Dict, Tuple, TypedDict
+
 from ._native import lib
 
-OPTIONS = {
+OPTIONS: Dict[str, Tuple[int, str]] = {
     "send_timeout": (lib.NNOFI_OPT_SEND_TIMEOUT, "ms a blocking send may wait (-1: forever)"),
     "recv_timeout": (lib.NNOFI_OPT_RECV_TIMEOUT, "ms a blocking receive may wait (-1: forever)"),
     "recv_max_size": (
@@ -47,6 +49,28 @@ OPTIONS = {
         "0 never (both directions copy, as with a provider without FI_RMA)",
     ),
 }
+
+
+class SocketOptions(TypedDict, total=False):
+    """OPTIONS as keyword arguments of a socket, e.g. Req(recv_timeout=100),
+    for type checkers (tests/typing checks that the names agree)."""
+
+    send_timeout: int
+    recv_timeout: int
+    recv_max_size: int
+    send_buffer: int
+    recv_buffer: int
+    reconnect_ivl: int
+    reconnect_ivl_max: int
+    linger: int
+    req_resend_ivl: int
+    survey_time: int
+    spin_us: int
+    rendezvous_min: int
+    mr_cache_max: int
+    ipc_permissions: int
+    ofi_rma: int
+
 
 STATS = (
     "msgs_sent",

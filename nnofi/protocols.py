@@ -1,9 +1,16 @@
 """The ten socket types (nanomsg's scalability protocols) and devices."""
+from __future__ import annotations
+
 import errno
-from typing import Any, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from ._native import ffi, lib
+from .options import SocketOptions
 from .socket import Socket
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 
 class Pair(Socket):
     """One-to-one, both directions (nanomsg PAIR, protocol 16)."""
@@ -49,8 +56,16 @@ class Sub(Socket):
 
     _protocol = lib.NNOFI_SUB
 
-    def __init__(self, *, topics: Optional[Union[bytes, str, Iterable[Union[bytes, str]]]] = None, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(
+        self,
+        *,
+        topics: Optional[Union[bytes, str, Iterable[Union[bytes, str]]]] = None,
+        bind: Optional[Union[str, Iterable[str]]] = None,
+        connect: Optional[Union[str, Iterable[str]]] = None,
+        raw: bool = False,
+        **options: Unpack[SocketOptions],
+    ) -> None:
+        super().__init__(bind=bind, connect=connect, raw=raw, **options)
         if topics is not None:
             for topic in [topics] if isinstance(topics, (bytes, str)) else topics:
                 self.subscribe(topic)

@@ -9,17 +9,22 @@ kind: "reqrep" or "pipeline"; role: "server" (REP / PULL, binds) or
 "client" (REQ / PUSH, connects). send and recv are the library's own bound
 methods, so the adapter adds nothing to the hot path. Each library sends
 and receives bytes with its defaults (pyzmq: copy=True)."""
+from __future__ import annotations
+
 import importlib.metadata
 from types import SimpleNamespace
-from typing import Tuple
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 from .budget import TIMEOUT_MS
+
+if TYPE_CHECKING:
+    from nnofi import Socket
 
 SOCKET_TYPES = {("reqrep", "client"): "req", ("reqrep", "server"): "rep",
                 ("pipeline", "client"): "push", ("pipeline", "server"): "pull"}
 
 
-def _conn(sock, url: str, close=None) -> SimpleNamespace:
+def _conn(sock: Any, url: str, close: Optional[Callable[[], object]] = None) -> SimpleNamespace:
     return SimpleNamespace(send=sock.send, recv=sock.recv, close=close or sock.close, url=url)
 
 
@@ -36,7 +41,7 @@ class NnofiAdapter:
     def version(self) -> str:
         return self.nnofi.__version__
 
-    def socket(self, kind: str, role: str, url: str):
+    def socket(self, kind: str, role: str, url: str) -> Tuple[Socket, str]:
         cls = {"req": self.nnofi.Req, "rep": self.nnofi.Rep,
                "push": self.nnofi.Push, "pull": self.nnofi.Pull}[SOCKET_TYPES[kind, role]]
         sock = cls(recv_timeout=TIMEOUT_MS, send_timeout=TIMEOUT_MS, recv_max_size=-1)
@@ -70,7 +75,7 @@ class PyzmqAdapter:
         import zmq
 
         self.zmq = zmq
-        self.ctx = zmq.Context.instance()  # one per process: inproc needs it shared
+        self.ctx: zmq.Context[Any] = zmq.Context.instance()  # one per process: inproc needs it shared
 
     def version(self) -> str:
         return f"{self.zmq.__version__} (libzmq {self.zmq.zmq_version()})"

@@ -5,6 +5,7 @@ whatever the size: small messages then get many rounds, big ones few.
 What must shrink by hand with size are the fixed costs: warm-ups, the
 bytes a throughput phase may put in flight (pyzmq queues up to 1000
 messages: at 64 MiB that would be 64 GiB), and fi_pingpong's iterations."""
+from typing import Tuple
 
 TIMEOUT_MS = 5000  # every blocking send/recv of every library
 MARK = b"!mark"  # ends a throughput phase (payloads are b"x" * size)
@@ -49,7 +50,7 @@ def cell_timeout(seconds: float) -> float:
     return 20.0 + 4 * seconds
 
 
-def fi_pingpong_iterations(size: int) -> tuple:
+def fi_pingpong_iterations(size: int) -> Tuple[int, int, int]:
     """(probe, least, most) iterations of one fi_pingpong run: a probe to
     learn the round trip, then runs sized to the time budget within bounds."""
     return (_clamp((64 << 20) // max(size, 1), 3, 2000), _clamp((256 << 20) // max(size, 1), 3, 20), 1_000_000)
@@ -63,7 +64,7 @@ def batch_send_count(size: int) -> int:
     return _clamp((64 << 10) // max(size, 1), 1, 1024)
 
 
-def batch_recv_limits(size: int) -> tuple:
+def batch_recv_limits(size: int) -> Tuple[int, int]:
     """nnofi-batch: (max_count, max_bytes) per recv_many. recv_many allocates
     max_bytes on every call, so ask for what max_count messages can fill."""
     return 4096, _clamp(4096 * size, 256 << 10, 4 << 20)

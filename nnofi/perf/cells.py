@@ -8,11 +8,14 @@ a second one carries the result (or the error) to the parent. inproc cells
 run the server as a thread in the client's process (inproc cannot cross
 processes). The parent waits with a deadline and kills both processes when
 it passes, so the bench never hangs."""
+from __future__ import annotations
+
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import threading
 import time
-from typing import Any, Dict, Optional
+from multiprocessing.connection import Connection
+from typing import Any, Dict, Optional, Tuple
 
 from . import budget
 from .adapters import ADAPTERS
@@ -37,7 +40,8 @@ def address(lib: str, transport: str, tmp: str, tag: str) -> Optional[str]:
     return f"ofi://{ofi_host(provider)}:0@{provider}"
 
 
-def _server_side(lib: str, what: str, url: str, size: int, opts: Dict[str, Any], ctl, report) -> None:
+def _server_side(lib: str, what: str, url: str, size: int, opts: Dict[str, Any],
+                 ctl: Connection[Any, Any], report: Connection[Any, Any]) -> None:
     """Bind, tell the client where, serve; report errors to the parent."""
     conn = None
     try:
@@ -56,7 +60,8 @@ def _server_side(lib: str, what: str, url: str, size: int, opts: Dict[str, Any],
 
 
 def _client_side(lib: str, what: str, transport: str, url: str, size: int, opts: Dict[str, Any],
-                 ctl, server_ctl, report) -> None:
+                 ctl: Connection[Any, Any], server_ctl: Connection[Any, Any],
+                 report: Connection[Any, Any]) -> None:
     """Connect to the server's URL, measure, report the result to the parent.
     inproc: the server runs here as a thread (server_ctl is its end)."""
     conn = None
@@ -101,7 +106,7 @@ def run_cell(lib: str, what: str, transport: str, size: int, tmp: str, opts: Dic
     report_w.close()
     timeout = budget.cell_timeout(opts["seconds"])
     deadline = time.monotonic() + timeout
-    outcome = ("error", f"timed out after {timeout:g} s (killed)")
+    outcome: Tuple[str, Any] = ("error", f"timed out after {timeout:g} s (killed)")
     try:
         while time.monotonic() < deadline:
             ready = mpc.wait([report_r, procs[0].sentinel], deadline - time.monotonic())
@@ -121,5 +126,6 @@ def run_cell(lib: str, what: str, transport: str, size: int, tmp: str, opts: Dic
                 p.join()
         report_r.close()
     if outcome[0] == "ok":
-        return outcome[1]
+        result: Dict[str, Any] = outcome[1]
+        return result
     return {"error": outcome[1]}

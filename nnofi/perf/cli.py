@@ -6,6 +6,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from . import budget, memory, sweep
+from .fi_pingpong import FI_PINGPONG
 from .plot import plot
 from .report import floor_lines, floors, human, parse_size, table, write_json
 from .transports import TRANSPORTS
@@ -113,7 +114,7 @@ def header(m: Dict[str, Any], opts: Dict[str, Any], libs: List[str], skipped: Li
     if sweep.NANOMSG in libs:
         lines.append("# nanomsg: Debian's libnanomsg driven by a C program (nnofi/perf/nanomsg_driver.c), "
                      "same protocol")
-    if sweep.FI_PINGPONG in libs:
+    if FI_PINGPONG in libs:
         lines.append("# fi_pingpong: libfabric's ping-pong (-e msg; shm: -e rdm), server and client pinned "
                      f"to two CPUs, latency_us = 2 x its usec/xfer (one-way), median of {repeats} runs; "
                      "its MB/s has one message in flight")

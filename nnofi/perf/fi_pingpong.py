@@ -7,6 +7,8 @@ free for each run, every run killed at its deadline; a probe run, then
 `repeats` runs of about seconds/repeats each. Latency is the median round
 trip (twice its usec/xfer, see parse_fi_pingpong); MB/s is its ping-pong
 bandwidth, one message in flight, not a stream like PUSH/PULL."""
+from __future__ import annotations
+
 import functools
 import os
 import re
@@ -78,16 +80,17 @@ def _free_port() -> int:
     """A TCP port free right now on every address (the fi_pingpong server binds INADDR_ANY)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def _why(side: str, proc: "subprocess.Popen", out: str, err: str) -> str:
+def _why(side: str, proc: subprocess.Popen[str], out: str, err: str) -> str:
     """One line saying why a fi_pingpong process failed: its last words."""
     said = [line.strip() for line in (err or "").splitlines() + (out or "").splitlines() if line.strip()]
     return f"{side} exit {proc.returncode}: {said[-1] if said else '(no output)'}"
 
 
-def _kill(proc: Optional["subprocess.Popen"]) -> None:
+def _kill(proc: Optional[subprocess.Popen[str]]) -> None:
     if proc is not None and proc.poll() is None:
         proc.kill()
     if proc is not None:
@@ -120,13 +123,14 @@ class FiPingpong:
         """`taskset -c CPU` for side 0 (server) or 1 (client): pinned from
         exec on, so every thread libfabric starts is pinned too; taskset execs
         fi_pingpong in its own process, so a kill still reaches it."""
-        return [self.taskset, "-c", str(self.cpus[side])] if self.cpus else []
+        return [self.taskset, "-c", str(self.cpus[side])] if self.cpus and self.taskset else []
 
     def command(self, provider: str, size: int, iters: int) -> List[str]:
         argv = [self.exe, "-p", provider, "-e", FI_PINGPONG_EP.get(provider, "msg"),
                 "-S", str(size), "-I", str(iters)]
-        if provider == "verbs" and ofi_device("verbs"):  # the RDMA device, not the first of any kind
-            argv += ["-d", ofi_device("verbs")[0]]
+        device = ofi_device("verbs") if provider == "verbs" else None
+        if device:  # the RDMA device, not the first of any kind
+            argv += ["-d", device[0]]
         return argv
 
     def run_once(self, provider: str, size: int, iters: int, deadline: float) -> Dict[str, Any]:
@@ -189,7 +193,7 @@ class FiPingpong:
         repeats, seconds = opts["repeats"], opts["seconds"]
         iters = max(lo, min(hi, int(seconds / repeats * 1e6 / probe["rtt_us"])))
         enough = time.monotonic() + 3 * (seconds + 0.5 * repeats)  # 0.5 s: a run's start-up, about
-        runs = []
+        runs: List[Dict[str, Any]] = []
         while len(runs) < repeats and (not runs or time.monotonic() < enough):
             runs.append(self.run_once(provider, size, iters, deadline))
         rtts = [r["rtt_us"] for r in runs]
@@ -202,7 +206,7 @@ class FiPingpong:
                 "version": fi_pingpong_version()}
 
 
-def _spawn(argv: List[str]) -> "subprocess.Popen":
+def _spawn(argv: List[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 

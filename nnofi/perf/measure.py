@@ -1,9 +1,17 @@
 """The timing loops, run inside a cell's processes (cells.py): REQ/REP
 round trips and PUSH/PULL throughput timed to the receiver's ack. The
-nanomsg C driver (nanomsg_driver.c) runs the same loops in C."""
+nanomsg C driver (nanomsg_driver.c) runs the same loops in C.
+
+A conn is what adapters.make_pair returns (a SimpleNamespace: send, recv,
+close, url, and send_batch/recv_batch for batch adapters); ctl is the
+multiprocessing Pipe end to the peer's process."""
+from __future__ import annotations
+
 import statistics
 import time
-from typing import Any, Dict
+from multiprocessing.connection import Connection
+from types import SimpleNamespace
+from typing import Any, Callable, Dict, List, Tuple
 
 from . import budget
 from .budget import MARK, STOP, TIMEOUT_MS
@@ -11,7 +19,7 @@ from .budget import MARK, STOP, TIMEOUT_MS
 # ---- latency: REQ/REP round trips -----------------------------------------
 
 
-def echo_server(conn, size: int) -> None:
+def echo_server(conn: SimpleNamespace, size: int) -> None:
     """REP: send every request back until STOP."""
     recv, send, n = conn.recv, conn.send, len(STOP)
     while True:
@@ -21,7 +29,7 @@ def echo_server(conn, size: int) -> None:
             return
 
 
-def measure_latency(conn, size: int, repeats: int, seconds: float) -> Dict[str, Any]:
+def measure_latency(conn: SimpleNamespace, size: int, repeats: int, seconds: float) -> Dict[str, Any]:
     """REQ: warm up, then `repeats` repeats of up to seconds/repeats (and
     ROUNDS round trips); the median of the repeats' mean round trips, in
     microseconds."""
@@ -37,7 +45,7 @@ def measure_latency(conn, size: int, repeats: int, seconds: float) -> Dict[str, 
             break
     chunk = max(1, min(20, 2_000_000 // max(size, 1)))  # round trips between clock reads
     per_repeat = int(seconds / repeats * 1e9)
-    means = []
+    means: List[float] = []
     for _ in range(repeats):
         n, t0 = 0, clock()
         stop = t0 + per_repeat
@@ -57,7 +65,7 @@ def measure_latency(conn, size: int, repeats: int, seconds: float) -> Dict[str, 
 # ---- throughput: PUSH/PULL, timed to the receiver's ack -------------------
 
 
-def sink_server(conn, size: int, ctl, phases: int = 1) -> None:
+def sink_server(conn: SimpleNamespace, size: int, ctl: Connection[Any, Any], phases: int = 1) -> None:
     """PULL: count messages and bytes; at each MARK report them on ctl.
     A warm-up phase, then `phases` measured ones. A batch conn (nnofi-batch)
     takes them with recv_batch: MARK is the last of its batch, because the
@@ -70,7 +78,7 @@ def sink_server(conn, size: int, ctl, phases: int = 1) -> None:
             ctl.send(_count(conn.recv))
 
 
-def _count(recv):
+def _count(recv: Callable[[], bytes]) -> Tuple[int, int]:
     count = nbytes = 0
     n_mark = len(MARK)
     while True:
@@ -82,7 +90,7 @@ def _count(recv):
         nbytes += k
 
 
-def _count_batches(recv_batch, size: int):
+def _count_batches(recv_batch: Callable[[int, int], List[bytes]], size: int) -> Tuple[int, int]:
     max_count, max_bytes = budget.batch_recv_limits(size)
     count = nbytes = 0
     while True:
@@ -96,13 +104,14 @@ def _count_batches(recv_batch, size: int):
         nbytes += sum(map(len, got))
 
 
-def await_ack(ctl, what: str, timeout_ms: int = TIMEOUT_MS):
+def await_ack(ctl: Connection[Any, Any], what: str, timeout_ms: int = TIMEOUT_MS) -> Any:
     if not ctl.poll(timeout_ms / 1000):
         raise TimeoutError(f"no {what} from the peer within {timeout_ms} ms")
     return ctl.recv()
 
 
-def measure_throughput(conn, size: int, seconds: float, ctl, repeats: int = 1) -> Dict[str, Any]:
+def measure_throughput(conn: SimpleNamespace, size: int, seconds: float, ctl: Connection[Any, Any],
+                       repeats: int = 1) -> Dict[str, Any]:
     """PUSH: a warm-up burst the receiver acks, then `repeats` phases each
     sending for seconds/repeats (or budget.phase_max_msgs), then MARK; a
     phase's clock stops when the receiver acks having received it all. The
@@ -121,7 +130,8 @@ def measure_throughput(conn, size: int, seconds: float, ctl, repeats: int = 1) -
         raise RuntimeError("the receiver lost warm-up messages")
     most = budget.phase_max_msgs(size)
     per_phase = int(seconds / repeats * 1e9)
-    rates, total, elapsed_s = [], 0, 0.0
+    rates: List[float] = []
+    total, elapsed_s = 0, 0.0
     for _ in range(repeats):
         n, t0 = 0, clock()
         stop = t0 + per_phase

@@ -13,11 +13,14 @@ np.full gives; send() copies a buffer it may not keep) received with
 recv_into(array), and a read-only one (flags.writeable = False: send() may
 keep a reference instead of copying) received with recv_msg() (the message
 is the array's memory, np.frombuffer(msg))."""
+from __future__ import annotations
+
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import resource
 import time
-from typing import Any, Dict
+from multiprocessing.connection import Connection
+from typing import Any, Dict, List
 
 from .transports import ofi_host
 
@@ -39,7 +42,7 @@ def _peak_rss() -> int:
 VARIANTS = (("send(writable array)", "recv_into(array)"), ("send(read-only array)", "recv_msg()"))
 
 
-def _receiver(transport: str, size: int, how: str, ctl, report) -> None:
+def _receiver(transport: str, size: int, how: str, ctl: Connection[Any, Any], report: Connection[Any, Any]) -> None:
     import numpy as np
 
     import nnofi
@@ -53,7 +56,9 @@ def _receiver(transport: str, size: int, how: str, ctl, report) -> None:
                 got = pull.recv_into(array)
             else:
                 msg = pull.recv_msg()  # kept alive until the peak is read
-                array = np.frombuffer(msg, dtype=np.uint8)
+                # through a memoryview (no copy): numpy's stubs take a Message
+                # (the buffer protocol) as a buffer only from Python 3.12 on
+                array = np.frombuffer(memoryview(msg), dtype=np.uint8)
                 got = array.size
             if got != size:
                 raise RuntimeError(f"received {got} bytes, expected {size}")
@@ -65,7 +70,7 @@ def _receiver(transport: str, size: int, how: str, ctl, report) -> None:
         report.send(("error", f"receiver: {type(exc).__name__}: {exc}"))
 
 
-def _sender(size: int, how: str, ctl, report) -> None:
+def _sender(size: int, how: str, ctl: Connection[Any, Any], report: Connection[Any, Any]) -> None:
     import numpy as np
 
     import nnofi
@@ -98,7 +103,7 @@ def measure_rss(size: int = 1 << 30, transport: str = "ofi+shm") -> Dict[str, An
     the sender's and the receiver's call, their peak RSS growth beyond the
     array in bytes ("sender_growth_beyond", "receiver_growth_beyond"),
     "seconds" from send to the receiver's ack, or "error" saying why."""
-    runs = []
+    runs: List[Dict[str, Any]] = []
     for send_how, recv_how in VARIANTS:
         run: Dict[str, Any] = {"sender_call": send_how, "receiver_call": recv_how}
         run.update(_run(size, transport, send_how, recv_how))

@@ -9,6 +9,8 @@ build fails and the rows say why. A cell runs the driver twice: a server
 (rep / pull) that prints "ready" once bound, and a client (req / push)
 that measures and prints its result as JSON; the acks of a throughput
 phase go over a nanomsg PAIR on ipc://."""
+from __future__ import annotations
+
 import functools
 import hashlib
 import json
@@ -86,10 +88,11 @@ def version() -> Optional[str]:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def _stop(proc: Optional[subprocess.Popen]) -> str:
+def _stop(proc: Optional[subprocess.Popen[str]]) -> str:
     """Kill `proc` if it runs still; its stderr."""
     if proc is None:
         return ""
@@ -130,6 +133,7 @@ class NanomsgDriver:
             try:
                 server = subprocess.Popen([self.exe, server_mode] + args, stdin=subprocess.DEVNULL,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                assert server.stdout is not None  # stdout=PIPE
                 bound = select.select([server.stdout], [], [], max(0.1, deadline - time.monotonic()))[0]
                 if not bound or server.stdout.readline().strip() != "ready":  # bound (or failed: then EOF)
                     why = f"server: {_last_words(_stop(server))}"
@@ -144,7 +148,8 @@ class NanomsgDriver:
                     raise RuntimeError(f"timed out after {timeout:g} s (killed)") from None
                 if client.returncode:
                     raise RuntimeError(f"client exit {client.returncode}: {_last_words(err)}")
-                return json.loads(out)
+                result: Dict[str, Any] = json.loads(out)
+                return result
             finally:
                 _stop(client)
                 _stop(server)

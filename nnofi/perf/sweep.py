@@ -97,11 +97,13 @@ class Runners:
                 self.nanomsg = nanomsg_c.NanomsgDriver(build_dir)
             except nanomsg_c.NanomsgUnavailable as exc:
                 self.unavailable[NANOMSG] = str(exc)
-        self.fi_pingpong = FiPingpong(shutil.which(FI_PINGPONG)) if FI_PINGPONG not in self.unavailable else None
+        exe = shutil.which(FI_PINGPONG)
+        self.fi_pingpong = FiPingpong(exe) if exe and FI_PINGPONG not in self.unavailable else None
 
     def cell(self, lib: str, what: str, transport: str, size: int) -> Dict[str, Any]:
         """One measurement: its numbers, or {"error": why}."""
         if lib == FI_PINGPONG:
+            assert self.fi_pingpong is not None  # run() measures no library of self.unavailable
             try:
                 result = self.fi_pingpong.measure(transport, size, self.opts)
             except (FiPingpongError, OSError) as exc:
@@ -110,6 +112,7 @@ class Runners:
                 result["note"] = "not pinned to CPUs (fewer than 2, or no taskset): busy-polling peers may share one"
             return result
         if lib == NANOMSG:
+            assert self.nanomsg is not None  # as for fi_pingpong
             try:
                 result = self.nanomsg.measure(what, transport, size, self.tmp, self.opts)
             except RuntimeError as exc:

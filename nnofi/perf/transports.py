@@ -4,7 +4,7 @@ nnofi runs over all of them; pyzmq, pynng and nanomsg over tcp, ipc (and
 inproc for the Python ones); fi_pingpong over ofi+PROVIDER only."""
 import functools
 import re
-from typing import Optional
+from typing import Optional, Tuple
 
 TRANSPORTS = ("inproc", "ipc", "tcp", "ofi+tcp", "ofi+shm", "ofi+verbs")
 
@@ -20,7 +20,7 @@ def ofi_provider(transport: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def ofi_device(provider: str) -> Optional[tuple]:
+def ofi_device(provider: str) -> Optional[Tuple[str, str]]:
     """(domain, IPv4 address) of the first device libfabric offers for
     `provider`, or None where it offers none (verbs without an RDMA device)."""
     try:
