@@ -77,8 +77,8 @@ def print_status(lab: Lab, log) -> bool:
     return up == len(rows)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nnofi_lab", description=__doc__,
+def main(argv: Optional[List[str]] = None, prog: str = "python -m nnofi_lab") -> int:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["up", "down", "status", "heal", "list"])
     ap.add_argument("--topology", "-t", default="auto",
