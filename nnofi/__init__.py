@@ -8,6 +8,11 @@ libfabric, with a C core.
         rep.send(rep.recv() + b" pong")
         print(req.recv())
 """
+from . import _native  # noqa: F401  (loads libfabric, which takes SIGINT over: see _sigint)
+from ._sigint import restore_keyboard_interrupt
+
+restore_keyboard_interrupt()
+
 from .errors import (
     AddressInUse,
     Again,

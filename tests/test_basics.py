@@ -86,3 +86,32 @@ def test_bound_side_sends_first_to_a_peer_in_another_thread(url):
             assert req.recv() == b"%d" % i
         t.join(10)
         assert got[0] == b"early"
+
+
+def test_ctrl_c_is_a_keyboard_interrupt():
+    """Loading libfabric takes SIGINT over (its shm clean-up); nnofi puts
+    Python's handler back, so Ctrl-C unwinds through except and finally."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import nnofi, sys, time\n"
+        "with nnofi.Pull() as pull:\n"
+        "    pull.bind('tcp://127.0.0.1:0')\n"
+        "    print('ready', flush=True)\n"
+        "    try:\n"
+        "        time.sleep(30)\n"
+        "    except KeyboardInterrupt:\n"
+        "        print('interrupted', flush=True)\n"
+        "        sys.exit(130)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+        proc.wait(5)
+    assert out.strip() == "interrupted" and proc.returncode == 130, (out, proc.returncode)
