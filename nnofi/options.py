@@ -43,6 +43,12 @@ OPTIONS: Dict[str, Tuple[int, str]] = {
         "ipc: permission bits of the socket files of listeners bound after it is set, umask "
         "not applied (default 0o600: only the owner may connect; 0o660 lets the group in)",
     ),
+    "tcp_keepalive": (
+        lib.NNOFI_OPT_TCP_KEEPALIVE,
+        "tcp: ms of silence on a connection made after it is set before TCP keepalive probes the "
+        "peer, every fifth of that, 3 unanswered ending the connection (default 10000; 0: off), "
+        "so a peer whose host died or whose side was reset does not leave a half-open pipe",
+    ),
     "ofi_rma": (
         lib.NNOFI_OPT_OFI_RMA,
         "ofi: 1 lets connections made after it is set use RMA where the provider has it (default); "
@@ -69,6 +75,7 @@ class SocketOptions(TypedDict, total=False):
     rendezvous_min: int
     mr_cache_max: int
     ipc_permissions: int
+    tcp_keepalive: int
     ofi_rma: int
 
 

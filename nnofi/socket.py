@@ -92,6 +92,7 @@ class Socket(AsyncioMixin):
     rendezvous_min: int
     mr_cache_max: int
     ipc_permissions: int
+    tcp_keepalive: int
     ofi_rma: int
 
     def __init__(

@@ -252,6 +252,7 @@ struct nnofi_sock {
 	int64_t survey_time;
 	int64_t rendezvous_min, mr_cache_max, ofi_rma; /* ofi:// */
 	int64_t ipc_permissions; /* mode bits of ipc socket files */
+	int64_t tcp_keepalive;   /* ms of silence before probes; 0: off */
 
 	/* Messages ready for the user: per pipe (inq, served round-robin
 	 * through the ready list) plus rq for those whose pipe has gone. */

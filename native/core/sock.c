@@ -166,6 +166,7 @@ int nnofi_socket(int protocol, int raw, nnofi_sock **out)
 	s->mr_cache_max = 1LL << 30;
 	s->ofi_rma = 1;
 	s->ipc_permissions = 0600;
+	s->tcp_keepalive = 10000;
 	s->timer.fire = sock_timer_fire;
 	s->next_pipe_id = 1;
 	s->next_ep_id = 1;
@@ -324,6 +325,7 @@ static int64_t *opt_slot(struct nnofi_sock *s, int opt)
 	case NNOFI_OPT_MR_CACHE_MAX: return &s->mr_cache_max;
 	case NNOFI_OPT_OFI_RMA: return &s->ofi_rma;
 	case NNOFI_OPT_IPC_PERMISSIONS: return &s->ipc_permissions;
+	case NNOFI_OPT_TCP_KEEPALIVE: return &s->tcp_keepalive;
 	default: return NULL;
 	}
 }
@@ -355,6 +357,8 @@ static bool opt_valid(int opt, int64_t v)
 		return v == 0 || v == 1;
 	case NNOFI_OPT_IPC_PERMISSIONS:
 		return v >= 0 && v <= 0777; /* permission bits only: no setuid, sticky */
+	case NNOFI_OPT_TCP_KEEPALIVE:
+		return v >= 0 && v <= 3600000;
 	default:
 		return false;
 	}

@@ -52,6 +52,9 @@
 /* ipc:// listeners bound after it is set: the socket file's permission
  * bits (default 0600: only the owner may connect). */
 #define NNOFI_OPT_IPC_PERMISSIONS 17
+/* tcp:// connections made after it is set: ms of silence before TCP
+ * keepalive probes a peer (default 10000; 0: off). */
+#define NNOFI_OPT_TCP_KEEPALIVE 18
 
 /* Statistics counters (index into nnofi_stats' array). The ones after
  * MSGS_DROPPED say why a connection or message was refused. */
