@@ -35,6 +35,7 @@ struct chunk {
 	bool pooled; /* a SMALL_BODY block from this thread's pool (msg.c) */
 	uint8_t *data;
 	size_t len;
+	size_t cap; /* inline data: bytes allocated for it (len or more) */
 	struct dtor_link *dtors;
 };
 
@@ -78,6 +79,7 @@ int64_t now_ns(void);
 /* Deadline from a timeout in ms (-1 = never -> INT64_MAX). */
 int64_t deadline_after(int64_t timeout_ms);
 void die_on(int cond, const char *what); /* internal invariant broken */
+void tcp_keepalive(int fd, int64_t idle_ms); /* 0: off (util.c says why) */
 
 /* ---- URLs ------------------------------------------------------------ */
 

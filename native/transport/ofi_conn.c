@@ -111,6 +111,8 @@ bool handshake_done(struct opipe *op)
 	if (op->rdm) {
 		op->last_heard = now_ms();
 		bg_timer_arm(&op->heartbeat, now_ms() + HEARTBEAT_MS);
+	} else {
+		keepalive_pipe(op);
 	}
 	watch_backlog(op);
 	return true;
@@ -174,16 +176,24 @@ void eq_drain(struct opipe *op)
 				if (handshake_done(op))
 					drain_rx(op);
 			}
-		} else if (event == FI_SHUTDOWN && !op->shut_seen) {
-			/* The peer closed, but what it sent last may not be in the
-			 * CQ yet (sockets reports the shutdown before its last
-			 * data): read on until its BYE ends the pipe in order, or
-			 * for SHUTDOWN_GRACE_MS at most (no BYE: it died). */
-			op->shut_seen = true;
-			bg_timer_arm(&op->shut_grace, now_ms() + SHUTDOWN_GRACE_MS);
-			watch_backlog(op);
+		} else if (event == FI_SHUTDOWN) {
+			connection_ended(op);
 		}
 	}
+}
+
+/* The connection is down (FI_SHUTDOWN, or the provider cancelled our
+ * receives), but what the peer sent last may not be in the CQ yet
+ * (sockets reports the shutdown before its last data): read on until its
+ * BYE ends the pipe in order, or for SHUTDOWN_GRACE_MS at most (no BYE:
+ * it died, or keepalive found it gone). */
+void connection_ended(struct opipe *op)
+{
+	if (op->shut_seen)
+		return;
+	op->shut_seen = true;
+	bg_timer_arm(&op->shut_grace, now_ms() + SHUTDOWN_GRACE_MS);
+	watch_backlog(op);
 }
 
 /* The EQ's fd also polls readable while data waits on the connection

@@ -33,6 +33,7 @@
  *   ofi_conn.c    one connection's life: set-up, events, handshake, timers
  *   ofi_ep.c      listeners and dialers: bind, connect, stop
  *   ofi_rdm.c     RDM connections: the HELLO/WELCOME handshake, its listener
+ *   ofi_tcpsock.c the tcp provider's own sockets: keepalive, and strays shed
  * This header holds what they share. */
 #ifndef NNOFI_OFI_INTERNAL_H
 #define NNOFI_OFI_INTERNAL_H
@@ -198,7 +199,7 @@ struct opipe {
 	struct rdv_in rd;
 	bool sp_sent;
 	struct opipe *next_unattached;
-	/* accepted (MSG): the peer's address, which no stray has (ofi_stray.c) */
+	/* accepted (MSG): the peer's address, which no stray has (ofi_tcpsock.c) */
 	struct sockaddr_storage peer_sa;
 	size_t peer_sa_len;
 };
@@ -238,7 +239,7 @@ struct ofi_ep {
 		ino_t ino;
 		int64_t since;
 	} strays[MAX_STRAYS];
-	int nstray;
+	int nstray, nshed; /* nshed: by the last sweep */
 };
 
 /* A connection event with room for the peer's private data. */
@@ -284,14 +285,17 @@ void send_sp_header(struct opipe *op);
 struct cm_data cm_data_of(const struct opipe *op);
 bool peer_can_read(const void *ev, ssize_t n);
 void eq_drain(struct opipe *op);
+void connection_ended(struct opipe *op);
 int cq_open(struct fid_domain *domain, size_t size, bool polled, struct fid_cq **cq, int *fd);
 struct opipe *opipe_new(struct endpoint *ep, struct ofi_fabric *fab, struct fi_info *fi);
 void watch_unattached(struct opipe *op);
 void watch_idle(struct opipe *op);
 
-/* ofi_stray.c */
+/* ofi_tcpsock.c */
 void stray_watch_start(struct ofi_ep *oe);
+bool listener_progress(struct ofi_ep *oe); /* ofi_ep.c */
 void note_peer(struct opipe *op, const struct fi_info *fi);
+void keepalive_pipe(struct opipe *op);
 
 /* ofi_ep.c */
 void listener_rearm_fire(struct bg_timer *t);

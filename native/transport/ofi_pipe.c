@@ -577,9 +577,15 @@ bool progress(struct opipe *op)
 			struct fi_cq_err_entry err = { 0 };
 			fi_cq_readerr(op->cq, &err, 0);
 			DBG("ofi %p: completion error %d %s\n", (void *)op, err.err, fi_strerror(err.err));
-			if (err.err != FI_ECANCELED)
+			if (err.err != FI_ECANCELED) {
 				opipe_fail(op);
-			return true;
+				return true;
+			}
+			/* receives cancelled: the connection is gone (keepalive
+			 * ended it, say), whether or not FI_SHUTDOWN follows */
+			if (op->attached && !op->closing && !op->rdm)
+				connection_ended(op);
+			continue;
 		}
 		if (n < 0) {
 			DBG("ofi %p: cq read failed: %s\n", (void *)op, fi_strerror((int)-n));

@@ -86,24 +86,6 @@ static int resolve(const struct url *u, bool passive, union sockaddr_any *addr, 
 	return 0;
 }
 
-/* A peer whose host died, or whose connection was reset on its side
- * alone, leaves ours half-open: an idle pipe never learns, and a listener
- * keeps it for good (make soak: a REP held a vanished REQ's connection).
- * Keepalive probes it after tcp_keepalive ms of silence, every fifth of
- * that, and the kernel ends it after 3 unanswered probes; a live peer's
- * kernel answers them whether or not its application reads. */
-static void set_keepalive(int fd, int64_t idle_ms)
-{
-	int on = idle_ms > 0;
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-	if (!on)
-		return;
-	int idle = (int)((idle_ms + 999) / 1000), intvl = idle / 5 > 0 ? idle / 5 : 1, count = 3;
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
-}
-
 /* TCP_NODELAY and keepalive; and the kernel buffers from
  * send_buffer/recv_buffer when the user set them, like nanomsg
  * (otherwise the kernel autotunes). */
@@ -112,7 +94,7 @@ static void tune_fd(int fd, bool tcp, struct nnofi_sock *s)
 	if (tcp) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		set_keepalive(fd, s->tcp_keepalive);
+		tcp_keepalive(fd, s->tcp_keepalive);
 	}
 	if (s->send_buffer_set) {
 		int v = (int)s->send_buffer;
