@@ -26,7 +26,7 @@ from .errors import (
 )
 from .message import Message
 from .protocols import Bus, Pair, Pub, Pull, Push, Rep, Req, Respondent, Sub, Surveyor, device
-from .socket import Endpoint, Socket
+from .socket import Endpoint, Socket, Tracker
 
 __version__ = "0.1.0"
 
@@ -54,4 +54,5 @@ __all__ = [
     "Req",
     "Socket",
     "Timeout",
+    "Tracker",
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import errno
 import itertools
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Union
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Literal, Optional, Union, overload
 
 from . import _fast
 from ._asyncio import AsyncioMixin
@@ -187,16 +188,30 @@ class Socket(AsyncioMixin):
         return ep
 
     # -- messages ------------------------------------------------------------
-    def send(self, data: Buffer, block: bool = True) -> None:
+    @overload
+    def send(self, data: Buffer, block: bool = True, *, copy: Literal[True] = True) -> None: ...
+
+    @overload
+    def send(self, data: Buffer, block: bool = True, *, copy: Literal[False]) -> Tracker: ...
+
+    def send(self, data: Buffer, block: bool = True, *, copy: bool = True) -> Optional[Tracker]:
         """Send bytes or any buffer (numpy arrays too). The buffer may be
         reused once send returns: tcp and ipc write straight from it;
-        inproc passes big immutable buffers (bytes) by reference."""
+        inproc passes big immutable buffers (bytes) by reference, and ofi
+        lets the peer read them (rendezvous); a writable one is copied.
+
+        copy=False (as in pyzmq) lends a big writable buffer too, so it is
+        not copied: the caller promises to leave it unchanged until the
+        returned Tracker says done (the peer has read it, or the message
+        was dropped)."""
         flags = 0 if block else lib.NNOFI_DONTWAIT
+        if not copy:
+            return self._send_lent(data, flags)
         rc = _fast.send(self._addr, data, flags, _ZERO_COPY_MIN)
         if rc == 0:
             if _retained:
                 _reap()
-            return
+            return None
         if rc > 0:
             self._check(rc, "send")
         # not a buffer, or one big and immutable enough to lend the core
@@ -211,16 +226,39 @@ class Socket(AsyncioMixin):
         if n < _ZERO_COPY_MIN or not _immutable(data):
             rc = lib.nnofi_send(self._sock, buf, n, flags, 0, _no_retain)
         else:
-            handle = next(_handles)
-            retained = ffi.new("int *")
-            _retained[handle] = (data, buf)
-            rc = lib.nnofi_send(self._sock, buf, n, flags, handle, retained)
-            if not retained[0]:
-                _retained.pop(handle, None)
+            rc = self._send_retained(data, buf, flags)[0]
         if _retained:
             _reap()
         if rc:
             self._check(rc, "send")
+        return None
+
+    def _send_retained(self, data: Buffer, buf: Any, flags: int) -> "tuple[int, int]":
+        """Send buf, letting the core keep it (no copy) until it reports the
+        handle released (nnofi_reap); (rc, handle; 0 if nothing was kept)."""
+        handle = next(_handles)
+        retained = ffi.new("int *")
+        _retained[handle] = (data, buf)
+        rc = lib.nnofi_send(self._sock, buf, len(buf), flags, handle, retained)
+        if not retained[0]:
+            _retained.pop(handle, None)
+            return rc, 0
+        return rc, handle
+
+    def _send_lent(self, data: Buffer, flags: int) -> Tracker:
+        try:
+            buf = ffi.from_buffer(data)
+        except TypeError:
+            raise TypeError(f"send takes bytes or another buffer, not {type(data).__name__}") from None
+        if len(buf) < _ZERO_COPY_MIN:  # small: copied anyway, done at once
+            rc, handle = lib.nnofi_send(self._sock, buf, len(buf), flags, 0, _no_retain), 0
+        else:
+            rc, handle = self._send_retained(data, buf, flags)
+        if _retained:
+            _reap()
+        if rc:
+            self._check(rc, "send")
+        return Tracker(handle)
 
     def send_msg(self, msg: Message, block: bool = True) -> None:
         """Send a received Message on, sharing its bytes (no copy). On raw
@@ -308,6 +346,32 @@ class Socket(AsyncioMixin):
 
 
 _no_retain = ffi.new("int *")
+
+
+class Tracker:
+    """What send(data, copy=False) returns: whether nnofi still reads the
+    lent buffer (like pyzmq's MessageTracker)."""
+
+    def __init__(self, handle: int) -> None:
+        self._handle = handle
+
+    @property
+    def done(self) -> bool:
+        """True once the buffer may be changed or freed."""
+        if self._handle and _retained:
+            _reap()
+        return not self._handle or self._handle not in _retained
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Until done, or timeout seconds (None: no limit); returns done."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.0001
+        while not self.done:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+        return True
 
 
 def _immutable(data: Any) -> bool:

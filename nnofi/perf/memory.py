@@ -8,11 +8,13 @@ it makes its array and its peak RSS (ru_maxrss, VmHWM) at the end: growth
 beyond the array = peak - before - array size. A copy of the message
 anywhere on a side shows as about one more array.
 
-Two runs, for the two ways of each side (VARIANTS): a writable array (what
-np.full gives; send() copies a buffer it may not keep) received with
-recv_into(array), and a read-only one (flags.writeable = False: send() may
-keep a reference instead of copying) received with recv_msg() (the message
-is the array's memory, np.frombuffer(msg))."""
+Three runs (VARIANTS): a writable array (what np.full gives; send()
+copies a buffer it may not keep) received with recv_into(array); a
+read-only one (flags.writeable = False: send() may keep a reference
+instead of copying) received with recv_msg() (the message is the array's
+memory, np.frombuffer(msg)); and the writable array lent with
+send(copy=False) (the caller leaves it alone until the Tracker says done),
+received with recv_msg()."""
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -39,7 +41,8 @@ def _peak_rss() -> int:
 
 
 # (how the sender sends, how the receiver receives), one run each
-VARIANTS = (("send(writable array)", "recv_into(array)"), ("send(read-only array)", "recv_msg()"))
+VARIANTS = (("send(writable array)", "recv_into(array)"), ("send(read-only array)", "recv_msg()"),
+            ("send(writable array, copy=False)", "recv_msg()"))
 
 
 def _receiver(transport: str, size: int, how: str, ctl: Connection[Any, Any], report: Connection[Any, Any]) -> None:
@@ -83,10 +86,15 @@ def _sender(size: int, how: str, ctl: Connection[Any, Any], report: Connection[A
             if how == "send(read-only array)":
                 array.flags.writeable = False
             t0 = time.perf_counter()
-            push.send(array)
+            if how == "send(writable array, copy=False)":
+                tracker = push.send(array, copy=False)
+            else:
+                push.send(array)
             if not ctl.poll(TIMEOUT_MS / 1000):
                 raise TimeoutError("no ack from the receiver")
             ctl.recv()
+            if how == "send(writable array, copy=False)" and not tracker.wait(TIMEOUT_MS / 1000):
+                raise TimeoutError("the lent array was never released")
             report.send(("seconds", time.perf_counter() - t0))
             report.send(("sender", _peak_rss() - before))
     except BaseException as exc:  # noqa: B036
