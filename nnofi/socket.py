@@ -310,8 +310,8 @@ class Socket(AsyncioMixin):
 
     def recv_many(self, max_count: int = 1024, max_bytes: int = 1 << 20, block: bool = True) -> List[bytes]:
         """Receive up to max_count messages in one native call: waits for the
-        first like recv(), then takes those already here (up to max_bytes
-        in all; a first message larger than that raises MessageTooLarge)."""
+        first like recv(), then takes those already here, up to max_bytes
+        in all (a first message larger than that comes alone)."""
         got = _fast.recv_many(self._addr, max_count, max_bytes, 0 if block else lib.NNOFI_DONTWAIT)
         if type(got) is int:
             self._check(got, "recv_many")

@@ -1100,12 +1100,9 @@ int nnofi_recv_msgs(nnofi_sock *s, nnofi_recv_result *out, int max, size_t max_b
 		rc = recv_locked(s, *got ? NNOFI_DONTWAIT : flags, &m);
 		if (rc)
 			break;
-		if (m->len > max_bytes - bytes) {
-			if (*got == 0) {
-				rc = EMSGSIZE; /* the first does not fit at all */
-				msg_free(m);
-				break;
-			}
+		if (*got && (bytes >= max_bytes || m->len > max_bytes - bytes)) {
+			/* the first always comes, alone if it is over max_bytes
+			 * (dropping it, or refusing it for ever, would lose it) */
 			recvq_unpop(s, m); /* first in line for the next call */
 			sock_stat(s, NNOFI_STAT_MSGS_RECV, (uint64_t)-1);
 			sock_stat(s, NNOFI_STAT_BYTES_RECV, (uint64_t)-m->len);

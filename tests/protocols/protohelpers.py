@@ -44,6 +44,8 @@ class Addresses:
                     self._short_tmp = tempfile.mkdtemp(prefix="nnofi-")
                 path = os.path.join(self._short_tmp, f"s{n}.ipc")
             return f"ipc://{path}"
+        if self.transport == "ofi+tcp":  # libfabric's tcp provider (tests/asyncio)
+            return "ofi://127.0.0.1:0@tcp"
         return "tcp://127.0.0.1:0"
 
     def cleanup(self) -> None:

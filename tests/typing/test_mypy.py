@@ -69,10 +69,34 @@ wrong: str = nnofi.Rep().recv()      # ERROR: recv gives bytes
 """
 
 
-def test_user_code_is_checked_against_nnofi(tmp_path):
-    (tmp_path / "user.py").write_text(USER_CODE)
+ASYNC_USER_CODE = """\
+import asyncio
+from typing_extensions import assert_type
+import nnofi
+
+async def main() -> None:
+    with nnofi.Pair(recv_timeout=100) as a:
+        assert_type(await a.arecv(), bytes)
+        msg = await a.arecv_msg()
+        assert_type(msg, nnofi.Message)
+        await a.asend(b"x")
+        await a.asend(bytearray(b"x"))
+        await a.asend_msg(msg)
+        assert_type(a.send_fileno(), int)
+        got: str = await a.arecv()       # ERROR: arecv gives bytes
+        await a.asend_msg(b"x")          # ERROR: asend_msg takes a Message
+        a.arecv().decode()               # ERROR: a coroutine, not yet bytes
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("code", [USER_CODE, ASYNC_USER_CODE], ids=["sync", "asyncio"])
+def test_user_code_is_checked_against_nnofi(tmp_path, code):
+    """mypy flags exactly the lines marked # ERROR in a user's program."""
+    (tmp_path / "user.py").write_text(code)
     done = mypy("--strict", "user.py", cwd=str(tmp_path), cache=str(tmp_path / "cache"))
-    expected = {i for i, line in enumerate(USER_CODE.splitlines(), 1) if "# ERROR" in line}
+    expected = {i for i, line in enumerate(code.splitlines(), 1) if "# ERROR" in line}
     reported = {}
     for line in done.stdout.splitlines():
         parts = line.split(":", 3)
