@@ -446,12 +446,18 @@ void sock_kick(struct nnofi_sock *s)
 		eventfd_write(s->sendfd, 1);
 }
 
+/* The socket whose waiting caller is this thread, driving its pipes from
+ * the spin loop: that caller looks again right after, so what its own
+ * progress changes needs no wake-up (strace of an ofi+shm REP: a write,
+ * an epoll_wait and a read of its own wakefd for every message). */
+static __thread struct nnofi_sock *spinning_here;
+
 /* Something changed (sock locked): wake a caller asleep in epoll_wait on
  * the pipes (it may not poll what changed, e.g. a frame the background
  * thread finished) and those waiting on cv. */
 void sock_kick_locked(struct nnofi_sock *s)
 {
-	if (atomic_load(&s->sleeping)) {
+	if (atomic_load(&s->sleeping) && spinning_here != s) {
 		wake_write(s);
 		s->wake_signaled = true;
 	}
@@ -859,7 +865,9 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 				/* a provider's fd may signal only once its progress
 				 * runs: drive it from here rather than wait */
 				pthread_mutex_lock(&s->mtx);
+				spinning_here = s;
 				work = progress_fabric_pipes(s);
+				spinning_here = NULL;
 				pthread_mutex_unlock(&s->mtx);
 				if (work)
 					timeout = 0;
