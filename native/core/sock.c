@@ -465,25 +465,30 @@ void sock_kick_locked(struct nnofi_sock *s)
 		pthread_cond_broadcast(&s->cv);
 }
 
+/* Keep a readiness eventfd readable iff want (sock locked; *signaled:
+ * it is). Drained, it is signalled again while an inproc peer's kick,
+ * drained with it, may be for what was not taken in yet: the caller then
+ * looks (the peer counts inproc_pending before it kicks). */
+static void set_level(struct nnofi_sock *s, int fd, bool *signaled, bool want)
+{
+	if (want) {
+		if (!*signaled)
+			(void)eventfd_write(fd, 1);
+		*signaled = true;
+		return;
+	}
+	eventfd_t v;
+	(void)eventfd_read(fd, &v);
+	*signaled = atomic_load(&s->inproc_pending) > 0;
+	if (*signaled)
+		(void)eventfd_write(fd, 1);
+}
+
 /* The readiness fd (epfd) must poll readable iff a message waits. */
 static void sync_readiness(struct nnofi_sock *s)
 {
-	if (!atomic_load(&s->rfd_used))
-		return;
-	bool want = s->queued > 0 || s->closed;
-	if (want && !s->wake_signaled) {
-		wake_write(s);
-		s->wake_signaled = true;
-	} else if (!want) {
-		wake_drain(s);
-		/* An inproc peer's kick drained with it may be for a message
-		 * not taken in yet: keep the fd readable, for a receive to look
-		 * (the peer counts inproc_pending before it kicks). */
-		if (atomic_load(&s->inproc_pending)) {
-			wake_write(s);
-			s->wake_signaled = true;
-		}
-	}
+	if (atomic_load(&s->rfd_used))
+		set_level(s, s->wakefd, &s->wake_signaled, s->queued > 0 || s->closed);
 }
 
 int nnofi_recv_fd(nnofi_sock *s, int *fd)
@@ -512,25 +517,10 @@ static void sync_send_readiness(struct nnofi_sock *s)
 {
 	if (!atomic_load(&s->sfd_used))
 		return;
-	if (!send_would_wait(s)) {
-		atomic_store(&s->send_blocked, false);
-		if (!s->send_signaled) {
-			eventfd_write(s->sendfd, 1);
-			s->send_signaled = true;
-		}
-		return;
-	}
+	bool waits = send_would_wait(s);
 	/* blocked first, then drained: a kick from now on signals again */
-	atomic_store(&s->send_blocked, true);
-	eventfd_t v;
-	eventfd_read(s->sendfd, &v);
-	s->send_signaled = false;
-	/* room an inproc peer made before may not be taken in yet: its kick
-	 * was drained above, so the fd stays readable for a send to look */
-	if (atomic_load(&s->inproc_pending)) {
-		eventfd_write(s->sendfd, 1);
-		s->send_signaled = true;
-	}
+	atomic_store(&s->send_blocked, waits);
+	set_level(s, s->sendfd, &s->send_signaled, !waits);
 }
 
 int nnofi_send_fd(nnofi_sock *s, int *fd)
@@ -752,14 +742,20 @@ void sock_timer_arm(struct nnofi_sock *s, int64_t when)
 		sock_ref(s);
 }
 
+/* Run the protocol's timers and arm the socket's for the next deadline. */
+static void tick_and_rearm(struct nnofi_sock *s)
+{
+	int64_t next = s->proto->tick(s, now_ms());
+	if (next != INT64_MAX)
+		sock_timer_arm(s, next);
+}
+
 static void sock_timer_fire(struct bg_timer *t)
 {
 	struct nnofi_sock *s = (struct nnofi_sock *)((char *)t - offsetof(struct nnofi_sock, timer));
 	pthread_mutex_lock(&s->mtx);
 	if (!s->closed && s->proto->tick) {
-		int64_t next = s->proto->tick(s, now_ms());
-		if (next != INT64_MAX)
-			sock_timer_arm(s, next);
+		tick_and_rearm(s);
 		/* a deadline passed (a survey's end): a receive may fail now,
 		 * so make the readiness fd readable for it to look */
 		if (atomic_load(&s->rfd_used)) {
@@ -1159,11 +1155,8 @@ int nnofi_send_msg(nnofi_sock *s, nnofi_msg *m, int flags)
  * fd readable then (sock_timer_fire). */
 static void arm_readiness_deadline(struct nnofi_sock *s)
 {
-	if (!s->proto->tick || !atomic_load(&s->rfd_used) || s->closed)
-		return;
-	int64_t next = s->proto->tick(s, now_ms());
-	if (next != INT64_MAX)
-		sock_timer_arm(s, next);
+	if (s->proto->tick && atomic_load(&s->rfd_used) && !s->closed)
+		tick_and_rearm(s);
 }
 
 static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out)

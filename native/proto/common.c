@@ -36,10 +36,8 @@ int proto_send_round_robin(struct nnofi_sock *s, uint32_t *cursor, nnofi_msg *m,
 
 bool proto_no_writable_pipe(struct nnofi_sock *s)
 {
-	for (int i = 0; i < s->npipes; i++)
-		if (s->pipes[i]->writable && !s->pipes[i]->dead)
-			return false;
-	return true;
+	uint32_t anywhere = 0; /* a cursor of our own: the protocol's stays */
+	return proto_next_writable(s, &anywhere) == NULL;
 }
 
 /* Send on one pipe, remembering which, for the borrowed-buffer wait. */
