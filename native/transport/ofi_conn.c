@@ -259,14 +259,22 @@ void watch_idle(struct opipe *op)
 	bg_timer_arm(&op->cq_rearm, now_ms() + CQ_IDLE_REARM_MS);
 }
 
+/* An idle pipe's look at its CQ; true while it stays idle and alive. Not
+ * while reads are paused: the receive queue is full. */
+static bool idle_look(struct opipe *op)
+{
+	struct nnofi_sock *s = op->base.sock;
+	if (!op->base.dead && !op->closing && op->cq_idle && !s->reads_paused && progress(op))
+		sock_kick_locked(s);
+	return !op->base.dead && !op->closing && op->cq_idle;
+}
+
 static void cq_rearm_fire(struct bg_timer *t)
 {
 	struct opipe *op = (struct opipe *)((char *)t - offsetof(struct opipe, cq_rearm));
 	struct nnofi_sock *s = op->base.sock;
 	pthread_mutex_lock(&s->mtx);
-	if (!op->base.dead && !op->closing && op->cq_idle && !s->reads_paused && progress(op))
-		sock_kick_locked(s);
-	if (!op->base.dead && !op->closing && op->cq_idle) {
+	if (idle_look(op)) {
 		struct fid *fids[1] = { &op->cq->fid };
 		if (s->reads_paused || fi_trywait(op->fab->fabric, fids, 1) != FI_SUCCESS)
 			bg_timer_arm(&op->cq_rearm, now_ms() + CQ_IDLE_REARM_MS);
@@ -287,9 +295,7 @@ static void cq_event(struct bg_watch *w, uint32_t events)
 	(void)events;
 	pthread_mutex_lock(&s->mtx);
 	if (op->cq_idle) {
-		if (!op->base.dead && !op->closing && !s->reads_paused && progress(op))
-			sock_kick_locked(s);
-		if (!op->base.dead && !op->closing && op->cq_idle)
+		if (idle_look(op))
 			bg_timer_arm(&op->cq_rearm, now_ms() + CQ_IDLE_REARM_MS);
 		pthread_mutex_unlock(&s->mtx);
 		return;
