@@ -22,10 +22,13 @@
 
 /* ---- listeners ------------------------------------------------------------ */
 
-/* Read the listener's connection events (sock locked); true if any. */
-bool listener_progress(struct ofi_ep *oe)
+static void listener_event(struct bg_watch *w, uint32_t events)
 {
+	struct ofi_ep *oe = (struct ofi_ep *)((char *)w - offsetof(struct ofi_ep, watch));
 	struct endpoint *lep = oe->ep;
+	struct nnofi_sock *s = lep->sock;
+	(void)events;
+	pthread_mutex_lock(&s->mtx);
 	bool any = false;
 	while (!oe->stopped) {
 		uint32_t event;
@@ -62,16 +65,6 @@ bool listener_progress(struct ofi_ep *oe)
 		}
 		fi_freeinfo(entry.info);
 	}
-	return any;
-}
-
-static void listener_event(struct bg_watch *w, uint32_t events)
-{
-	struct ofi_ep *oe = (struct ofi_ep *)((char *)w - offsetof(struct ofi_ep, watch));
-	struct nnofi_sock *s = oe->ep->sock;
-	(void)events;
-	pthread_mutex_lock(&s->mtx);
-	bool any = listener_progress(oe);
 	/* one-shot, like a pipe's EQ watch: the fd also polls readable while
 	 * any connection of the fabric has data waiting */
 	if (!oe->stopped) {

@@ -239,7 +239,7 @@ struct ofi_ep {
 		ino_t ino;
 		int64_t since;
 	} strays[MAX_STRAYS];
-	int nstray, nshed; /* nshed: by the last sweep */
+	int nstray;
 };
 
 /* A connection event with room for the peer's private data. */
@@ -293,7 +293,6 @@ void watch_idle(struct opipe *op);
 
 /* ofi_tcpsock.c */
 void stray_watch_start(struct ofi_ep *oe);
-bool listener_progress(struct ofi_ep *oe); /* ofi_ep.c */
 void note_peer(struct opipe *op, const struct fi_info *fi);
 void keepalive_pipe(struct opipe *op);
 

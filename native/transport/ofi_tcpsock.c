@@ -174,7 +174,7 @@ static void sweep(struct ofi_ep *oe)
 	if (!tcp_walk_open(&w))
 		return;
 	struct stray now_seen[MAX_STRAYS];
-	int n = 0, shed = 0;
+	int n = 0;
 	int64_t now = now_ms();
 	while (tcp_walk_next(&w)) {
 		if (!same_addr(&w.local, &oe->local, !oe->local_wildcard) || known_peer(oe, &w.peer))
@@ -185,7 +185,6 @@ static void sweep(struct ofi_ep *oe)
 		int64_t since = before ? before->since : now;
 		if (now - since >= MSG_HANDSHAKE_MS) {
 			if (tcp_walk_same(&w) && !shutdown(fd, SHUT_RDWR)) {
-				shed++;
 				DBG("ofi listener: shed a connection with no request for %d ms\n", MSG_HANDSHAKE_MS);
 				sock_stat(oe->ep->sock, NNOFI_STAT_HANDSHAKE_TIMEOUTS, 1);
 			}
@@ -197,9 +196,6 @@ static void sweep(struct ofi_ep *oe)
 	tcp_walk_close(&w);
 	memcpy(oe->strays, now_seen, (size_t)n * sizeof(now_seen[0]));
 	oe->nstray = n;
-	oe->nshed = shed;
-	if (shed)
-		listener_progress(oe);
 }
 
 static void stray_fire(struct bg_timer *t)
@@ -207,10 +203,6 @@ static void stray_fire(struct bg_timer *t)
 	struct ofi_ep *oe = (struct ofi_ep *)((char *)t - offsetof(struct ofi_ep, stray_sweep));
 	pthread_mutex_lock(&oe->ep->sock->mtx);
 	if (!oe->stopped) {
-		/* the provider frees a shed connection when it next makes
-		 * progress on the listener: that may be now */
-		if (oe->nshed)
-			listener_progress(oe);
 		sweep(oe);
 		bg_timer_arm(&oe->stray_sweep, now_ms() + STRAY_SWEEP_MS);
 	}
