@@ -206,7 +206,7 @@ class Socket(AsyncioMixin):
         was dropped)."""
         flags = 0 if block else lib.NNOFI_DONTWAIT
         if not copy:
-            return self._send_lent(data, flags)
+            return Tracker(self._send_buffer(data, flags, lend=True))
         rc = _fast.send(self._addr, data, flags, _ZERO_COPY_MIN)
         if rc == 0:
             if _retained:
@@ -215,6 +215,14 @@ class Socket(AsyncioMixin):
         if rc > 0:
             self._check(rc, "send")
         # not a buffer, or one big and immutable enough to lend the core
+        self._send_buffer(data, flags, lend=False)
+        return None
+
+    def _send_buffer(self, data: Buffer, flags: int, lend: bool) -> int:
+        """send()'s slow path: a big buffer that is immutable, or lent
+        (copy=False), is kept by the core (no copy) until it reports the
+        handle released (nnofi_reap); others are copied. Returns the
+        handle kept (0: none)."""
         try:
             buf = ffi.from_buffer(data)
         except TypeError:
@@ -222,43 +230,22 @@ class Socket(AsyncioMixin):
                 f"send takes bytes or another buffer (bytearray, memoryview, numpy array), "
                 f"not {type(data).__name__}" + ("; encode the str first" if isinstance(data, str) else "")
             ) from None
-        n = len(buf)
-        if n < _ZERO_COPY_MIN or not _immutable(data):
-            rc = lib.nnofi_send(self._sock, buf, n, flags, 0, _no_retain)
+        handle = 0
+        if len(buf) < _ZERO_COPY_MIN or not (lend or _immutable(data)):
+            rc = lib.nnofi_send(self._sock, buf, len(buf), flags, 0, _no_retain)
         else:
-            rc = self._send_retained(data, buf, flags)[0]
+            handle = next(_handles)
+            retained = ffi.new("int *")
+            _retained[handle] = (data, buf)
+            rc = lib.nnofi_send(self._sock, buf, len(buf), flags, handle, retained)
+            if not retained[0]:
+                _retained.pop(handle, None)
+                handle = 0
         if _retained:
             _reap()
         if rc:
             self._check(rc, "send")
-        return None
-
-    def _send_retained(self, data: Buffer, buf: Any, flags: int) -> "tuple[int, int]":
-        """Send buf, letting the core keep it (no copy) until it reports the
-        handle released (nnofi_reap); (rc, handle; 0 if nothing was kept)."""
-        handle = next(_handles)
-        retained = ffi.new("int *")
-        _retained[handle] = (data, buf)
-        rc = lib.nnofi_send(self._sock, buf, len(buf), flags, handle, retained)
-        if not retained[0]:
-            _retained.pop(handle, None)
-            return rc, 0
-        return rc, handle
-
-    def _send_lent(self, data: Buffer, flags: int) -> Tracker:
-        try:
-            buf = ffi.from_buffer(data)
-        except TypeError:
-            raise TypeError(f"send takes bytes or another buffer, not {type(data).__name__}") from None
-        if len(buf) < _ZERO_COPY_MIN:  # small: copied anyway, done at once
-            rc, handle = lib.nnofi_send(self._sock, buf, len(buf), flags, 0, _no_retain), 0
-        else:
-            rc, handle = self._send_retained(data, buf, flags)
-        if _retained:
-            _reap()
-        if rc:
-            self._check(rc, "send")
-        return Tracker(handle)
+        return handle
 
     def send_msg(self, msg: Message, block: bool = True) -> None:
         """Send a received Message on, sharing its bytes (no copy). On raw
