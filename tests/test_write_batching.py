@@ -1,6 +1,7 @@
 """tcp and ipc write a burst of small sends together (one sendmsg for
 many), while a send that answers a receive goes out at once."""
 import threading
+import time
 
 import pytest
 
@@ -63,3 +64,21 @@ def test_burst_then_close_loses_nothing(url):
                 push.send(b"%d" % i)
         # closed at once: linger writes the queued burst out first
         assert [pull.recv() for _ in range(count)] == [b"%d" % i for i in range(count)]
+
+
+def test_burst_tail_goes_out_while_the_sender_idles(url):
+    """The last messages of a burst leave on their own (the background
+    thread writes out what is left), with no further send, receive or
+    close on the sending socket."""
+    with nnofi.Pull(**OPTS) as pull, nnofi.Push(**OPTS) as push:
+        push.connect(pull.bind(url).url)
+        push.send(b"first")
+        assert pull.recv() == b"first"
+        for n in (2, 3, 200, 20000):  # short bursts and one long enough to back off
+            burst = [b"%d" % i for i in range(n)]
+            t0 = time.perf_counter()
+            for m in burst:
+                push.send(m)
+            assert [pull.recv() for _ in range(n)] == burst
+            waited = time.perf_counter() - t0
+            print(f"\nburst of {n}: all received in {waited * 1e3:.2f} ms")

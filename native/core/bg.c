@@ -23,7 +23,7 @@ static struct {
 	struct bg_watch wake;
 	pthread_mutex_t mtx;
 	struct bg_timer *timers;
-	int64_t wakes_at; /* when the thread's sleep ends by itself (ms) */
+	int64_t wakes_at; /* when the thread's sleep ends by itself (ns) */
 	struct deferred *deferred, *deferred_tail;
 } bg = { .mtx = PTHREAD_MUTEX_INITIALIZER };
 static pthread_mutex_t start_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -35,13 +35,14 @@ static void bg_poke(void)
 	(void)n; /* EAGAIN means already poked */
 }
 
-static int next_timeout_locked(void)
+/* How long the thread may sleep (ns; -1: until woken). */
+static int64_t next_timeout_locked(void)
 {
 	int64_t first = INT64_MAX;
 	for (struct bg_timer *t = bg.timers; t; t = t->next)
-		if (t->when < first)
-			first = t->when;
-	int64_t now = now_ms();
+		if (t->when_ns < first)
+			first = t->when_ns;
+	int64_t now = now_ns();
 	if (first == INT64_MAX) {
 		bg.wakes_at = INT64_MAX;
 		return -1;
@@ -49,20 +50,33 @@ static int next_timeout_locked(void)
 	int64_t d = first - now;
 	if (d < 0)
 		d = 0;
-	if (d > 60000)
-		d = 60000;
+	if (d > 60 * NS_PER_S)
+		d = 60 * NS_PER_S;
 	bg.wakes_at = now + d;
-	return (int)d;
+	return d;
+}
+
+/* epoll_wait with a timeout in ns: stream pipes' tail flush is due within
+ * a fraction of a millisecond. */
+static int wait_events(struct epoll_event *evs, int max, int64_t timeout_ns)
+{
+	if (timeout_ns < 0)
+		return epoll_wait(bg.epfd, evs, max, -1);
+	struct timespec ts = { .tv_sec = timeout_ns / NS_PER_S, .tv_nsec = timeout_ns % NS_PER_S };
+	int n = epoll_pwait2(bg.epfd, evs, max, &ts, NULL);
+	if (n < 0 && errno == ENOSYS) /* kernels before 5.11 */
+		n = epoll_wait(bg.epfd, evs, max, (int)((timeout_ns + 999999) / 1000000));
+	return n;
 }
 
 static void fire_due_timers(void)
 {
 	for (;;) {
 		struct bg_timer *due = NULL;
-		int64_t now = now_ms();
+		int64_t now = now_ns();
 		pthread_mutex_lock(&bg.mtx);
 		for (struct bg_timer **pp = &bg.timers; *pp; pp = &(*pp)->next) {
-			if ((*pp)->when <= now) {
+			if ((*pp)->when_ns <= now) {
 				due = *pp;
 				*pp = due->next;
 				due->armed = false;
@@ -97,11 +111,11 @@ static void *bg_main(void *unused)
 	struct epoll_event evs[64];
 	for (;;) {
 		pthread_mutex_lock(&bg.mtx);
-		int timeout = next_timeout_locked();
+		int64_t timeout = next_timeout_locked();
 		if (bg.deferred)
 			timeout = 0;
 		pthread_mutex_unlock(&bg.mtx);
-		int n = epoll_wait(bg.epfd, evs, 64, timeout);
+		int n = wait_events(evs, 64, timeout);
 		for (int i = 0; i < n; i++) {
 			struct bg_watch *w = evs[i].data.ptr;
 			if (w == &bg.wake) {
@@ -184,7 +198,12 @@ void bg_watch_del(struct bg_watch *w)
 	epoll_ctl(bg.epfd, EPOLL_CTL_DEL, w->fd, &ev);
 }
 
-bool bg_timer_arm(struct bg_timer *t, int64_t when)
+bool bg_timer_arm(struct bg_timer *t, int64_t when_ms)
+{
+	return bg_timer_arm_ns(t, when_ms * NS_PER_MS);
+}
+
+bool bg_timer_arm_ns(struct bg_timer *t, int64_t when)
 {
 	pthread_mutex_lock(&bg.mtx);
 	bool was_armed = t->armed;
@@ -193,7 +212,7 @@ bool bg_timer_arm(struct bg_timer *t, int64_t when)
 		bg.timers = t;
 		t->armed = true;
 	}
-	t->when = when;
+	t->when_ns = when;
 	/* a timer due after the thread wakes anyway needs no wake-up: a REQ
 	 * re-arms its resend timer on every request */
 	bool poke = when < bg.wakes_at;

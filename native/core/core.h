@@ -76,6 +76,8 @@ void msgq_clear(struct msgq *q);
 
 int64_t now_ms(void);
 int64_t now_ns(void);
+#define NS_PER_MS INT64_C(1000000)
+#define NS_PER_S INT64_C(1000000000)
 /* Deadline from a timeout in ms (-1 = never -> INT64_MAX). */
 int64_t deadline_after(int64_t timeout_ms);
 void die_on(int cond, const char *what); /* internal invariant broken */
@@ -106,7 +108,7 @@ struct bg_watch {
 };
 /* Timers fire once in the background thread. */
 struct bg_timer {
-	int64_t when;
+	int64_t when_ns; /* CLOCK_MONOTONIC, as now_ns() */
 	void (*fire)(struct bg_timer *t);
 	struct bg_timer *next;
 	bool armed;
@@ -118,7 +120,8 @@ int bg_watch_mod(struct bg_watch *w, uint32_t events);
 void bg_watch_del(struct bg_watch *w);
 /* Timers may be (re)armed and cancelled from any thread; both return
  * whether the timer was armed before. */
-bool bg_timer_arm(struct bg_timer *t, int64_t when);
+bool bg_timer_arm(struct bg_timer *t, int64_t when_ms); /* when: now_ms() + ... */
+bool bg_timer_arm_ns(struct bg_timer *t, int64_t when_ns); /* when: now_ns() + ... */
 bool bg_timer_cancel(struct bg_timer *t);
 /* Run fn(arg) in the background thread after the current event batch;
  * also how objects the background thread may still see get freed. */
@@ -300,6 +303,7 @@ struct nnofi_sock {
 	 * syscall for many); a send after a receive or a pause goes out at
 	 * once, so request/reply latency is untouched. */
 	bool send_burst;
+	bool batches_queued; /* a batch may wait: written out before a receive blocks */
 	int64_t last_send_ns; /* 0 after a receive */
 	nnofi_msg *send_owned;
 

@@ -243,6 +243,7 @@ static void endpoint_shutdown(struct nnofi_sock *s, struct endpoint *ep)
  * the kernel takes it; the rest waits on want_write (sock locked). */
 static void write_out_batches(struct nnofi_sock *s)
 {
+	s->batches_queued = false;
 	for (int i = s->npipes - 1; i >= 0; i--)
 		if (i < s->npipes)
 			s->pipes[i]->ops->write_ready(s->pipes[i]);
@@ -1193,6 +1194,8 @@ static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out)
 			polled = true;
 			continue;
 		}
+		if (s->batches_queued)
+			write_out_batches(s); /* the reply may wait on the burst's tail */
 		int rc = sock_wait(s, resolve_deadline(&deadline, s->recv_timeout));
 		if (rc)
 			return rc;
