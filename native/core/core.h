@@ -154,6 +154,11 @@ struct pipe_ops {
 	/* Optional (ofi): completions are waiting, so the caller must not
 	 * sleep on the fd yet (fi_trywait). */
 	bool (*busy)(struct pipe *p);
+	/* With busy: read the completions; true if there were any. A
+	 * spinning caller's look: unlike busy it leaves the fd's wake-up
+	 * signal set, so the provider signals once per sleep, not once per
+	 * completion. */
+	bool (*poll)(struct pipe *p);
 	/* Optional (ofi): bytes still on their way out (close lingers). */
 	bool (*sending)(struct pipe *p);
 	/* Optional: another peer wants this pipe's place (PAIR), so make a

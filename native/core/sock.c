@@ -807,14 +807,21 @@ static void handle_event(struct nnofi_sock *s, struct epoll_event *ev)
  * at least this long (unless spinning is off) so replies find it awake. */
 #define POLLED_SPIN_US 1000
 
-/* Pipes on libfabric (sock locked): read the completions of those that
- * have some; true if any had. */
-static bool progress_fabric_pipes(struct nnofi_sock *s)
+/* Pipes on libfabric (sock locked): true if any has completions, so the
+ * caller must not sleep on their fds yet. `spinning`: a look between
+ * others, which only reads completions (fi_trywait, which re-arms the
+ * fds, comes once, before sleeping). */
+static bool progress_fabric_pipes(struct nnofi_sock *s, bool spinning)
 {
 	bool work = false;
 	for (int i = s->npipes - 1; s->trywait_pipes && i >= 0; i--) {
-		if (i < s->npipes && s->pipes[i]->ops->busy && s->pipes[i]->ops->busy(s->pipes[i])) {
-			s->pipes[i]->ops->read_ready(s->pipes[i]);
+		struct pipe *p = i < s->npipes ? s->pipes[i] : NULL;
+		if (!p || !p->ops->busy)
+			continue;
+		if (spinning) {
+			work |= p->ops->poll(p);
+		} else if (p->ops->busy(p)) {
+			p->ops->read_ready(p);
 			work = true;
 		}
 	}
@@ -826,14 +833,18 @@ static bool progress_fabric_pipes(struct nnofi_sock *s)
 static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 {
 	struct epoll_event evs[32];
-	bool work = false;
+	int64_t spin_us = s->spin_us;
+	if (s->polled_pipes && spin_us > 0 && spin_us < POLLED_SPIN_US)
+		spin_us = POLLED_SPIN_US;
+	bool will_block = deadline != 0 && !atomic_load(&s->inproc_pending);
+	bool spin = will_block && spin_us > 0;
 	/* libfabric completion fds may only be slept on after fi_trywait */
-	work = progress_fabric_pipes(s);
+	bool work = progress_fabric_pipes(s, spin);
 	s->polling = true;
 	atomic_store(&s->sleeping, true);
 	int timeout;
 	bool until_deadline = false; /* the ms left are read off the clock only before sleeping */
-	if (work || atomic_load(&s->inproc_pending)) {
+	if (work || !will_block) {
 		timeout = 0;
 	} else if (deadline == INT64_MAX) {
 		timeout = -1;
@@ -843,35 +854,34 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 	}
 	pthread_mutex_unlock(&s->mtx);
 	int n = 0;
-	int64_t spin_us = s->spin_us;
-	if (s->polled_pipes && spin_us > 0 && spin_us < POLLED_SPIN_US)
-		spin_us = POLLED_SPIN_US;
-	if (timeout != 0 && spin_us > 0) {
+	if (timeout != 0 && spin) {
 		/* A reply often comes within microseconds: look before sleeping,
 		 * since a wake-up from epoll_wait costs tens of them on a VM. */
 		int64_t until = now_ns() + spin_us * 1000;
 		unsigned round = 0;
 		bool look;
 		do {
-			/* With polled pipes (shm) a round is a CQ read: look at
-			 * the fds and the clock every 8th round only, as their
-			 * syscall and clock read cost more than the round. */
-			look = !s->polled_pipes || (round++ & 7) == 0;
+			/* With pipes to poll (fabric completions) a round is a
+			 * CQ read: look at the fds and the clock every 8th round
+			 * only, as their syscall and clock read cost more. */
+			look = !(s->polled_pipes || s->trywait_pipes) || (round++ & 7) == 0;
 			n = look ? epoll_wait(s->epfd, evs, 32, 0) : 0;
 			if (n == 0 && s->trywait_pipes) {
-				/* a provider's fd may signal only once its progress
-				 * runs: drive it from here rather than wait */
 				pthread_mutex_lock(&s->mtx);
 				spinning_here = s;
-				work = progress_fabric_pipes(s);
+				work = progress_fabric_pipes(s, true);
 				spinning_here = NULL;
 				pthread_mutex_unlock(&s->mtx);
-				if (work)
-					timeout = 0;
 			}
 		} while (n == 0 && !work && (!look || now_ns() < until));
+		if (n == 0 && !work && s->trywait_pipes) {
+			/* about to sleep: fi_trywait re-arms the fds */
+			pthread_mutex_lock(&s->mtx);
+			work = progress_fabric_pipes(s, false);
+			pthread_mutex_unlock(&s->mtx);
+		}
 	}
-	if (n == 0 && !(work && timeout == 0)) {
+	if (n == 0 && !work) {
 		if (until_deadline && timeout != 0) {
 			int64_t d = deadline - now_ms();
 			timeout = d < 0 ? 0 : (d > 3600000 ? 3600000 : (int)d);

@@ -687,6 +687,11 @@ bool opipe_busy(struct pipe *p)
 	return fi_trywait(op->fab->fabric, fids, 1) != FI_SUCCESS;
 }
 
+static bool opipe_poll(struct pipe *p)
+{
+	return progress((struct opipe *)p);
+}
+
 /* A send buffer is posted and not completed yet. */
 static bool tx_posted(const struct opipe *op)
 {
@@ -857,6 +862,7 @@ const struct pipe_ops opipe_ops = {
 	.own_pending = opipe_own_pending,
 	.destroy = opipe_destroy,
 	.busy = opipe_busy,
+	.poll = opipe_poll,
 	.sending = opipe_sending,
 	.probe = opipe_probe,
 };
