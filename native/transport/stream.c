@@ -279,6 +279,8 @@ static bool coalesce(struct spipe *sp, const nnofi_msg *m)
 /* Write cbuf out as far as the kernel takes it; 0, or an errno. */
 static int cbuf_flush(struct spipe *sp)
 {
+	if (!sp->clen)
+		return 0;
 	size_t off = 0;
 	while (off < sp->clen) {
 		ssize_t w = send(sp->base.fd, sp->cbuf + off, sp->clen - off, MSG_NOSIGNAL | MSG_DONTWAIT);
