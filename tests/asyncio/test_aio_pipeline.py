@@ -1,7 +1,6 @@
 """PUSH/PULL with many coroutines: many tasks on one socket (so many wait
 on one readiness fd), many sockets into one, and backpressure."""
 import asyncio
-import select
 from collections import Counter
 
 import nnofi
@@ -16,20 +15,16 @@ def _expected():
     return Counter(b"task %d msg %d" % (t, i) for t in range(TASKS) for i in range(EACH))
 
 
-def _would_block(sock):
-    """Whether send() would wait now (its send fd does not poll readable)."""
-    return not select.select([sock.send_fileno()], [], [], 0)[0]
-
-
 def test_many_tasks_share_one_push_under_backpressure(url, transport):
-    """The reader starts only once half the tasks have found the pipe full
-    (they then wait on the send fd), and every message still arrives
-    exactly once. Starting it at the first full pipe left the count to a
-    race between the reader and the tasks still on their way. (ofi's
-    tcp provider buffers megabytes per connection: bigger messages there.
+    """The reader starts only once the pipe is full and every task waits on
+    the send fd (a task's non-blocking try failed, so it sits in asend);
+    every message still arrives exactly once. Starting the reader at the
+    first full pipe left the count of waiting tasks to a race. (ofi's
+    tcp provider buffers ~8 MB per connection: 48 MB of 16 KB messages there, so
+    every task meets the full pipe before its last send.
     The reader's recv_buffer stays default: a tiny kernel receive buffer
     makes loopback TCP stall in zero-window probes.)"""
-    size, each = (4000, 60) if transport == "ofi+tcp" else (200, EACH)
+    size, each = (16000, 60) if transport == "ofi+tcp" else (200, EACH)
 
     async def main():
         with nnofi.Pull(**OPTS) as pull, nnofi.Push(send_buffer=4096, **OPTS) as push:
@@ -37,15 +32,26 @@ def test_many_tasks_share_one_push_under_backpressure(url, transport):
             await wait_pipes(push, 1)
             full = asyncio.Event()
             waits = 0
+            finished = set()
 
             async def sender(t):
                 nonlocal waits
                 for i in range(each):
-                    if _would_block(push):
+                    msg = b"task %d msg %d." % (t, i) + b"." * size
+                    try:
+                        push.send(msg, block=False)
+                        continue
+                    except nnofi.Again:
                         waits += 1
-                        if waits >= TASKS // 2:
-                            full.set()
-                    await push.asend(b"task %d msg %d." % (t, i) + b"." * size)
+                        all_wait()
+                    await push.asend(msg)
+                finished.add(t)
+                all_wait()
+
+            def all_wait():
+                """Start the reader once every task waits (or is done)."""
+                if waits + len(finished) >= TASKS:
+                    full.set()
 
             async def receiver():
                 await asyncio.wait_for(full.wait(), 20)
