@@ -53,8 +53,17 @@ def _sender(conn, url, opts):
             return push.stats
 
         def send_zeros(size):
-            push.send(readonly_zeros(size), block=False)  # queued: goes on in the background
-            return True
+            # queued: goes on in the background. Not blocking, so it waits
+            # for the pipe here (the Pull may see it before this side does)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    push.send(readonly_zeros(size), block=False)
+                    return True
+                except nnofi.Again:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.001)
 
         serve(conn, lambda request: send_zeros(request[1]) if request[0] == "zeros" else send(request))
 
