@@ -62,11 +62,15 @@ static int wait_events(struct epoll_event *evs, int max, int64_t timeout_ns)
 {
 	if (timeout_ns < 0)
 		return epoll_wait(bg.epfd, evs, max, -1);
-	struct timespec ts = { .tv_sec = timeout_ns / NS_PER_S, .tv_nsec = timeout_ns % NS_PER_S };
-	int n = epoll_pwait2(bg.epfd, evs, max, &ts, NULL);
-	if (n < 0 && errno == ENOSYS) /* kernels before 5.11 */
-		n = epoll_wait(bg.epfd, evs, max, (int)((timeout_ns + 999999) / 1000000));
-	return n;
+	static bool no_pwait2; /* kernels before 5.11: ms it is */
+	if (!no_pwait2) {
+		struct timespec ts = { .tv_sec = timeout_ns / NS_PER_S, .tv_nsec = timeout_ns % NS_PER_S };
+		int n = epoll_pwait2(bg.epfd, evs, max, &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		no_pwait2 = true;
+	}
+	return epoll_wait(bg.epfd, evs, max, (int)((timeout_ns + NS_PER_MS - 1) / NS_PER_MS));
 }
 
 static void fire_due_timers(void)
@@ -200,7 +204,10 @@ void bg_watch_del(struct bg_watch *w)
 
 bool bg_timer_arm(struct bg_timer *t, int64_t when_ms)
 {
-	return bg_timer_arm_ns(t, when_ms * NS_PER_MS);
+	/* far deadlines (a REQ's resend interval may be any positive ms)
+	 * saturate: wrapped negative, they would fire at once, again and
+	 * again */
+	return bg_timer_arm_ns(t, when_ms > INT64_MAX / NS_PER_MS ? INT64_MAX : when_ms * NS_PER_MS);
 }
 
 bool bg_timer_arm_ns(struct bg_timer *t, int64_t when)

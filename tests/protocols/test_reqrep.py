@@ -253,3 +253,20 @@ def test_rep_routes_reply_to_asker_interleaved(url):
                 rep.send(b"re: " + q)
             assert r1.recv() == b"re: from r1"
             assert r2.recv() == b"re: from r2"
+
+
+def test_huge_resend_interval_costs_no_cpu_while_waiting():
+    """req_resend_ivl takes any positive ms: a resend due in ~146 million
+    years must simply never come, not keep the background thread busy."""
+    import resource
+
+    with nnofi.Rep(**OPTS) as rep, nnofi.Req(req_resend_ivl=2**62, **OPTS) as req:
+        req.connect(rep.bind("tcp://127.0.0.1:0").url)
+        req.send(b"q")
+        assert rep.recv() == b"q"
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        time.sleep(0.5)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        print(f"\nCPU in 0.5 s of waiting: {cpu * 1e3:.0f} ms")
+        assert cpu < 0.2, f"{cpu:.2f} s of CPU in 0.5 s idle: a timer keeps firing"
