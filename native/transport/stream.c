@@ -185,6 +185,22 @@ static void tx_release(struct spipe *sp)
 	sp->ttoken = 0;
 }
 
+/* One non-blocking write of iov: the bytes the kernel took (0: it is
+ * full), or -errno if the pipe died. */
+static ssize_t write_iov(struct spipe *sp, struct iovec *iov, int n)
+{
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+	for (;;) {
+		ssize_t w = sendmsg(sp->base.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w >= 0) {
+			sock_stat(sp->base.sock, NNOFI_STAT_WRITES, 1);
+			return w;
+		}
+		if (errno != EINTR)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+	}
+}
+
 /* Write what remains of the pending frame; 0, or an errno if the pipe died. */
 static int tx_flush(struct spipe *sp)
 {
@@ -204,16 +220,9 @@ static int tx_flush(struct spipe *sp)
 			tx_release(sp);
 			break;
 		}
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-		ssize_t w = sendmsg(sp->base.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			return errno;
-		}
-		sock_stat(sp->base.sock, NNOFI_STAT_WRITES, 1);
+		ssize_t w = write_iov(sp, iov, n);
+		if (w <= 0)
+			return (int)-w;
 		sp->toff += (size_t)w;
 		if (sp->toff == sp->thdr_len + sp->tbody_len)
 			tx_release(sp);
@@ -283,15 +292,12 @@ static int cbuf_flush(struct spipe *sp)
 		return 0;
 	size_t off = 0;
 	while (off < sp->clen) {
-		ssize_t w = send(sp->base.fd, sp->cbuf + off, sp->clen - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			return errno;
-		}
-		sock_stat(sp->base.sock, NNOFI_STAT_WRITES, 1);
+		struct iovec iov = { .iov_base = sp->cbuf + off, .iov_len = sp->clen - off };
+		ssize_t w = write_iov(sp, &iov, 1);
+		if (w < 0)
+			return (int)-w;
+		if (w == 0)
+			break; /* the kernel is full */
 		off += (size_t)w;
 	}
 	memmove(sp->cbuf, sp->cbuf + off, sp->clen - off);
@@ -425,14 +431,9 @@ static int tx_flush_queue(struct spipe *sp)
 			}
 			total += prefix + m->len;
 		}
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-		ssize_t w = sendmsg(sp->base.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : errno;
-		}
-		sock_stat(sp->base.sock, NNOFI_STAT_WRITES, 1);
+		ssize_t w = write_iov(sp, iov, n);
+		if (w <= 0)
+			return (int)-w;
 		size_t left = (size_t)w;
 		while (left) {
 			nnofi_msg *m = msgq_pop(&sp->txq);

@@ -53,17 +53,16 @@ def _sender(conn, url, opts):
             return push.stats
 
         def send_zeros(size):
-            # queued: goes on in the background. Not blocking, so it waits
-            # for the pipe here (the Pull may see it before this side does)
-            deadline = time.monotonic() + 10
-            while True:
+            def queued():  # goes on in the background
                 try:
                     push.send(readonly_zeros(size), block=False)
                     return True
                 except nnofi.Again:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.001)
+                    return False
+
+            # not blocking: the Pull may see the pipe before this side can send on it
+            wait_for(queued, "the pipe to take the send")
+            return True
 
         serve(conn, lambda request: send_zeros(request[1]) if request[0] == "zeros" else send(request))
 
