@@ -70,6 +70,7 @@ struct msgq {
 };
 void msgq_push(struct msgq *q, nnofi_msg *m);
 nnofi_msg *msgq_pop(struct msgq *q);
+void msgq_push_front(struct msgq *q, nnofi_msg *m);
 void msgq_clear(struct msgq *q);
 
 /* ---- time, errors ----------------------------------------------------- */

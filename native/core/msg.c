@@ -327,6 +327,17 @@ void msgq_push(struct msgq *q, nnofi_msg *m)
 	q->bytes += m->len;
 }
 
+/* Put back a message just popped. */
+void msgq_push_front(struct msgq *q, nnofi_msg *m)
+{
+	m->next = q->head;
+	q->head = m;
+	if (!q->tail)
+		q->tail = m;
+	q->count++;
+	q->bytes += m->len;
+}
+
 nnofi_msg *msgq_pop(struct msgq *q)
 {
 	nnofi_msg *m = q->head;

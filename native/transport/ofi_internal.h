@@ -65,6 +65,12 @@
 #define CTL_MAX (8 + RDV_DESC + NNOFI_MAX_HDR)
 #define RDV_PIECE (4u << 20) /* bytes per fi_read */
 #define RDV_READS 4          /* reads in flight per pipe */
+/* Descriptors sent ahead of their acks. While the receiver reads one, the
+ * sends that may reach it are the others and as many acks of its own
+ * descriptors, and a heartbeat: 2 * RDV_AHEAD, which must leave it a
+ * posted buffer (NRX) or the tcp provider stalls (ofi_pipe.c). */
+#define RDV_AHEAD 3
+_Static_assert(2 * RDV_AHEAD < NRX, "rendezvous run-ahead leaves no posted buffer");
 
 #define MSG_HANDSHAKE_MS 10000 /* as tcp:// and ipc:// handshakes */
 
@@ -194,7 +200,8 @@ struct opipe {
 	/* rendezvous */
 	bool rma, peer_rma;
 	struct mr_cache *mrc;
-	struct rdv_out *outs;
+	struct rdv_out *outs; /* newest first */
+	int outs_n;
 	uint64_t rdv_seq;
 	struct rdv_in rd;
 	bool sp_sent;

@@ -146,15 +146,33 @@ static bool expose(struct opipe *op)
 	return true;
 }
 
-/* The next queued message becomes the frame being cut into buffers. */
-static void tx_next_frame(struct opipe *op)
+/* Whether the next message may follow the descriptors awaiting their acks.
+ * Only descriptors, RDV_AHEAD at most: the receiver stops taking its
+ * posted buffers while it reads, and the tcp provider holds the read's
+ * data behind a message that finds no buffer (deadlock). Acks and other
+ * control frames always go: each peer's descriptors bound them. */
+static bool may_follow_outs(struct opipe *op, const nnofi_msg *m)
+{
+	return !op->outs || (op->outs_n < RDV_AHEAD && goes_by_rendezvous(op, m));
+}
+
+/* The next queued message becomes the frame being cut into buffers.
+ * False if it must wait for the acks after all (its memory could not be
+ * exposed, so its bytes would follow a descriptor). */
+static bool tx_next_frame(struct opipe *op)
 {
 	op->cur = msgq_pop(&op->txq);
 	op->cur_off = 0;
 	op->cur_rdv = NULL;
-	if (op->cur && !(goes_by_rendezvous(op, op->cur) && expose(op)))
-		op->cur_fh_len = frame_prefix_encode(op->cur_fh, false, op->cur->hdr, op->cur->hdr_len,
-						     op->cur->len);
+	if (goes_by_rendezvous(op, op->cur) && expose(op))
+		return true;
+	if (op->outs) {
+		msgq_push_front(&op->txq, op->cur);
+		op->cur = NULL;
+		return false;
+	}
+	op->cur_fh_len = frame_prefix_encode(op->cur_fh, false, op->cur->hdr, op->cur->hdr_len, op->cur->len);
+	return true;
 }
 
 /* Bytes of cur on the wire: the descriptor alone for a rendezvous. */
@@ -169,6 +187,7 @@ static void frame_done(struct opipe *op)
 	if (op->cur_rdv) {
 		op->cur_rdv->next = op->outs;
 		op->outs = op->cur_rdv;
+		op->outs_n++;
 		sock_stat(op->base.sock, NNOFI_STAT_RENDEZVOUS_SENT, 1);
 	} else {
 		msg_free(op->cur);
@@ -211,7 +230,7 @@ int tx_pump(struct opipe *op)
 	if (tx_retry(op, &err) || err)
 		return err;
 	for (;;) {
-		bool next_frame = op->txq.head && !op->outs; /* after a descriptor: its ack */
+		bool next_frame = op->txq.head && may_follow_outs(op, op->txq.head);
 		if (!op->cur && !op->ctl_len && !next_frame)
 			return 0;
 		struct obuf *b = free_tx(op);
@@ -229,16 +248,18 @@ int tx_pump(struct opipe *op)
 					break; /* b is full */
 			}
 			if (!op->cur) {
-				nnofi_msg *next = op->outs ? NULL : op->txq.head;
-				if (!next || (b->fill && wire_size(op, next) > CHUNK - b->fill))
+				nnofi_msg *next = op->txq.head;
+				if (!next || !may_follow_outs(op, next) ||
+				    (b->fill && wire_size(op, next) > CHUNK - b->fill) || !tx_next_frame(op))
 					break;
-				tx_next_frame(op);
 			}
 			fill_from_cur(op, b);
 			if (op->cur_off < cur_total(op))
 				break; /* b is full */
 			frame_done(op);
 		}
+		if (!b->fill)
+			return 0; /* the next frame waits for acks */
 		if ((err = tx_post(op, b)) || b->unposted)
 			return err; /* provider busy: retried on progress */
 	}
@@ -286,6 +307,7 @@ static bool control_frame(struct opipe *op, size_t ctl_len)
 			struct rdv_out *r = *pp;
 			if (r->id == id) {
 				*pp = r->next;
+				op->outs_n--;
 				mr_cache_put(op->mrc, r->mr);
 				msg_free(r->m);
 				free(r);
@@ -720,7 +742,7 @@ static void release_rendezvous(struct opipe *op)
 		free(op->cur_rdv);
 		op->cur_rdv = NULL;
 	}
-	while (op->outs) {
+	for (; op->outs; op->outs_n--) {
 		struct rdv_out *r = op->outs;
 		op->outs = r->next;
 		mr_cache_put(op->mrc, r->mr);

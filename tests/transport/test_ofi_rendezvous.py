@@ -76,6 +76,29 @@ def test_order_kept_between_eager_and_rendezvous(provider):
         assert pull.stats["rendezvous_recv"] == 14
 
 
+def test_descriptors_run_ahead_both_ways_with_small_messages_between(provider):
+    """Runs of big messages (their descriptors go ahead of the acks) and
+    small ones after them, both ways at once, so each side's stream also
+    carries acks for the other's reads: nothing stalls, order holds."""
+    sizes = [BIG + i if i % 7 < 4 else 50 + i for i in range(42)]
+    with nnofi.Pair(**OPTS) as a, nnofi.Pair(**OPTS) as b:
+        b.connect(a.bind(url_for(provider)).url)
+        sent = {a: [bytes([i]) * n for i, n in enumerate(sizes)],
+                b: [bytes([100 + i]) * n for i, n in enumerate(sizes)]}
+        got = {a: [], b: []}
+        threads = [threading.Thread(target=lambda s=s: [s.send(m) for m in sent[s]], daemon=True) for s in (a, b)]
+        threads += [threading.Thread(target=lambda s=s: got[s].extend(s.recv() for _ in sizes), daemon=True)
+                    for s in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in threads), f"a got {len(got[a])}, b got {len(got[b])} of {len(sizes)}"
+        assert got[b] == sent[a] and got[a] == sent[b]
+        big = sum(n >= BIG for n in sizes)
+        assert a.stats["rendezvous_recv"] == big and b.stats["rendezvous_recv"] == big
+
+
 def test_writable_buffer_is_copied_then_sent(provider):
     pull, push = pull_push(provider)
     with pull, push:
