@@ -102,13 +102,13 @@ static void pool_put(struct pool *p, void *item)
 	p->items[p->n++] = item;
 }
 
-/* A kept big block with room for len (and not four times more), or NULL. */
-static struct chunk *big_get(size_t len)
+/* A kept big block with room for len and at most max_cap, or NULL. */
+static struct chunk *big_get(size_t len, size_t max_cap)
 {
 	struct big_cache *b = &pools.big;
 	int best = -1;
 	for (int i = 0; i < b->n; i++)
-		if (b->items[i]->cap >= len && b->items[i]->cap / 4 <= len &&
+		if (b->items[i]->cap >= len && b->items[i]->cap <= max_cap &&
 		    (best < 0 || b->items[i]->cap < b->items[best]->cap))
 			best = i;
 	if (best < 0)
@@ -159,15 +159,18 @@ static struct chunk *inline_chunk(struct chunk *c, size_t len, bool pooled)
 	return c;
 }
 
-/* An inline block for len bytes: pooled, kept, or new (NULL: no memory). */
-static struct chunk *inline_block(size_t len)
+/* An inline block for len bytes (that may grow to `grows_to`): pooled,
+ * kept, or new (NULL: no memory). A kept block serves a body of a quarter
+ * of its size or more, or one that will grow into it. */
+static struct chunk *inline_block(size_t len, size_t grows_to)
 {
 	if (len <= SMALL_BODY) {
 		struct chunk *c = inline_chunk(pool_get(&pools.bodies, sizeof(struct chunk) + SMALL_BODY), len, true);
 		c->cap = SMALL_BODY;
 		return c;
 	}
-	struct chunk *c = len >= BIG_MIN / 4 ? big_get(len) : NULL;
+	size_t max_cap = len <= SIZE_MAX / 4 ? 4 * len : SIZE_MAX;
+	struct chunk *c = len >= BIG_MIN / 4 ? big_get(len, grows_to > max_cap ? grows_to : max_cap) : NULL;
 	if (c)
 		return inline_chunk(c, len, false); /* keeps its cap */
 	if (!(c = malloc(sizeof(*c) + len)))
@@ -179,7 +182,7 @@ static struct chunk *inline_block(size_t len)
 
 struct chunk *chunk_alloc(size_t len)
 {
-	struct chunk *c = inline_block(len);
+	struct chunk *c = inline_block(len, len);
 	die_on(c == NULL, "out of memory");
 	return c;
 }
@@ -249,9 +252,14 @@ nnofi_msg *msg_alloc(size_t len)
 
 nnofi_msg *msg_try_alloc(size_t len)
 {
+	return msg_try_alloc_growing(len, len);
+}
+
+nnofi_msg *msg_try_alloc_growing(size_t len, size_t grows_to)
+{
 	if (len > SIZE_MAX - sizeof(struct chunk))
 		return NULL;
-	struct chunk *c = inline_block(len);
+	struct chunk *c = inline_block(len, grows_to);
 	if (!c)
 		return NULL;
 	nnofi_msg *m = msg_new();

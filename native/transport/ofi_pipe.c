@@ -444,7 +444,7 @@ static size_t feed(struct opipe *op, const uint8_t *data, size_t len)
 			uint64_t flen;
 			if (frame_header_decode(d->fh, 8, false, s->recv_max_size, &hsz, &flen) != FRAME_OK ||
 			    flen > (1ULL << 46) ||
-			    !(d->m = msg_try_alloc(flen < FRAME_GROW_FIRST ? (size_t)flen : FRAME_GROW_FIRST))) {
+			    !(d->m = msg_try_alloc_growing(flen < FRAME_GROW_FIRST ? (size_t)flen : FRAME_GROW_FIRST, (size_t)flen))) {
 				sock_stat(s, NNOFI_STAT_FRAMES_OVERSIZE, 1);
 				opipe_fail(op);
 				break;

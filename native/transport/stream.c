@@ -543,7 +543,7 @@ static bool parse_buffered(struct spipe *sp)
 		 * big frame costs little (and a length no machine could hold is
 		 * a lie, even with recv_max_size -1). */
 		size_t first = avail > FRAME_GROW_FIRST ? avail : FRAME_GROW_FIRST;
-		nnofi_msg *m = len <= MAX_SANE_FRAME ? msg_try_alloc(first < len ? first : (size_t)len) : NULL;
+		nnofi_msg *m = len <= MAX_SANE_FRAME ? msg_try_alloc_growing(first < len ? first : (size_t)len, (size_t)len) : NULL;
 		if (!m) {
 			spipe_fail(sp, NNOFI_STAT_FRAMES_OVERSIZE);
 			return false;
