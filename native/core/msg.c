@@ -38,10 +38,13 @@ struct pool {
  * kernel (munmap, or a heap trim), and the next message's pages then
  * fault in zeroed again, which cost the receiver more than copying the
  * bytes (perf: clear_page and the fault path ~40% of a 1 MiB PULL over
- * tcp). A kept block serves a message of a quarter of its size or more. */
+ * tcp). A kept block serves a message of a quarter of its size or more,
+ * or one growing into it. Up to 32 MiB in all, glibc's own ceiling for
+ * keeping a freed block on the heap (DEFAULT_MMAP_THRESHOLD_MAX): 16 MiB
+ * REQ/REP over tcp faulted every page of every message with 8 MiB. */
 #define BIG_MIN (64 * 1024)
-#define BIG_MAX (8u << 20)
-#define BIG_KEEP_BYTES (16u << 20)
+#define BIG_MAX (32u << 20)
+#define BIG_KEEP_BYTES (32u << 20)
 #if defined(__SANITIZE_ADDRESS__)
 #define BIG_KEEP 0
 #else
