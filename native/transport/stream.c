@@ -577,6 +577,8 @@ static void spipe_read_ready(struct pipe *p)
 	while (!p->dead) {
 		if (!parse_buffered(sp))
 			return;
+		if (p->sock->reads_paused)
+			return; /* the receive buffer is full: the socket's bytes wait */
 		uint8_t *dst;
 		size_t want;
 		if (sp->rmsg) {

@@ -1,6 +1,6 @@
 """PUSH/PULL: load-balanced one way, fair-queued at the receiver."""
 import collections
-
+import threading
 import time
 
 import pytest
@@ -164,3 +164,31 @@ def test_pull_fair_queues(url):
             # both senders are interleaved early on, not one drained after the other
             head = first[:40]
             assert b"1" in head and b"2" in head, first
+
+
+def live_messages():
+    from nnofi._native import ffi, lib
+
+    socks, pipes, msgs = ffi.new("int64_t *"), ffi.new("int64_t *"), ffi.new("int64_t *")
+    lib.nnofi_live_counts(socks, pipes, msgs)
+    return msgs[0]
+
+
+def test_a_receive_reads_no_more_than_the_buffer_holds(stream_addrs):
+    """A receive that reads the connection stops once recv_buffer bytes
+    wait, and the rest stays in the kernel's buffers. It read on for 4 MiB
+    a turn before: a PULL taking bursts of 64 B messages held tens of
+    thousands of them for a 64 KiB buffer."""
+    with nnofi.Pull(recv_buffer=64 * 1024, **OPTS) as pull, nnofi.Push(**OPTS) as push:
+        push.connect(pull.bind(stream_addrs.new()).url)
+        burst, bursts = [b"x" * 64] * 1024, 300
+        sender = threading.Thread(target=lambda: [push.send_many(burst) for _ in range(bursts)], daemon=True)
+        before = live_messages()
+        sender.start()
+        got, most = 0, 0
+        while got < len(burst) * bursts:
+            got += len(pull.recv_many(4096))
+            most = max(most, live_messages() - before)
+        sender.join(5)
+        # the PULL's 64 KiB (1,024 messages), one 64 KiB read of frames (910), the PUSH's send buffer (1,820)
+        assert most < 6000, f"up to {most} messages held in memory"
