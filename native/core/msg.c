@@ -36,7 +36,8 @@ struct pool {
 };
 
 /* Big bodies (a thread receiving 1 MiB messages frees one per message)
- * are kept too, a few of them: glibc hands such a block back to the
+ * are kept too, a few of them, for every thread (the background thread
+ * often allocates what the application's thread frees): glibc hands such a block back to the
  * kernel (munmap, or a heap trim), and the next message's pages then
  * fault in zeroed again, which cost the receiver more than copying the
  * bytes (perf: clear_page and the fault path ~40% of a 1 MiB PULL over
@@ -50,17 +51,17 @@ struct pool {
 #if defined(__SANITIZE_ADDRESS__)
 #define BIG_KEEP 0
 #else
-#define BIG_KEEP 4
+#define BIG_KEEP 8
 #endif
-struct big_cache {
+static struct big_cache {
+	pthread_mutex_t mtx;
 	int n;
 	size_t bytes;
 	struct chunk *items[BIG_KEEP + 1];
-};
+} big = { .mtx = PTHREAD_MUTEX_INITIALIZER };
 
 struct pools {
 	struct pool msgs, bodies;
-	struct big_cache big;
 };
 static __thread struct pools pools;
 static pthread_key_t pools_key;
@@ -73,9 +74,6 @@ static void pools_drain(void *arg)
 		free(p->msgs.items[--p->msgs.n]);
 	while (p->bodies.n)
 		free(p->bodies.items[--p->bodies.n]);
-	while (p->big.n)
-		free(p->big.items[--p->big.n]);
-	p->big.bytes = 0;
 }
 
 static void pools_key_create(void)
@@ -91,7 +89,7 @@ static void *pool_get(struct pool *p, size_t size)
 /* The first thing a thread keeps makes it give them back when it ends. */
 static void pools_register(void)
 {
-	if (pools.msgs.n + pools.bodies.n + pools.big.n == 0) {
+	if (pools.msgs.n + pools.bodies.n == 0) {
 		pthread_once(&pools_once, pools_key_create);
 		pthread_setspecific(pools_key, &pools);
 	}
@@ -110,48 +108,57 @@ static void pool_put(struct pool *p, void *item)
 /* A kept big block with room for len and at most max_cap, or NULL. */
 static struct chunk *big_get(size_t len, size_t max_cap)
 {
-	struct big_cache *b = &pools.big;
+	struct big_cache *b = &big;
+	struct chunk *c = NULL;
+	pthread_mutex_lock(&b->mtx);
 	int best = -1;
-	for (int i = 0; i < b->n; i++)
+	for (int i = 0; i < b->n; i++) /* the smallest that fits; the newest (warmest) of equals */
 		if (b->items[i]->cap >= len && b->items[i]->cap <= max_cap &&
-		    (best < 0 || b->items[i]->cap < b->items[best]->cap))
+		    (best < 0 || b->items[i]->cap <= b->items[best]->cap))
 			best = i;
-	if (best < 0)
-		return NULL;
-	struct chunk *c = b->items[best];
-	b->items[best] = b->items[--b->n];
-	b->bytes -= c->cap;
+	if (best >= 0) {
+		c = b->items[best];
+		memmove(&b->items[best], &b->items[best + 1], (size_t)(b->n - best - 1) * sizeof(b->items[0]));
+		b->n--;
+		b->bytes -= c->cap;
+	}
+	pthread_mutex_unlock(&b->mtx);
 	return c;
 }
 
-/* Keep a freed big inline block, or free it. */
+/* Keep a freed big inline block, or free it. When full, the smallest
+ * kept block makes room for a bigger one. */
 static void big_put(struct chunk *c)
 {
-	struct big_cache *b = &pools.big;
-	if (c->data != (uint8_t *)(c + 1) || c->cap < BIG_MIN || c->cap > BIG_MAX) {
+	struct big_cache *b = &big;
+	if (BIG_KEEP == 0 || c->data != (uint8_t *)(c + 1) || c->cap < BIG_MIN || c->cap > BIG_MAX) {
 		free(c);
 		return;
 	}
+	struct chunk *drop = NULL;
+	pthread_mutex_lock(&b->mtx);
 	if (b->n >= BIG_KEEP || b->bytes + c->cap > BIG_KEEP_BYTES) {
-		if (b->n == 0) {
-			free(c);
-			return;
-		}
-		int smallest = 0; /* make room: the newest is likeliest to fit the next */
+		int smallest = 0;
 		for (int i = 1; i < b->n; i++)
 			if (b->items[i]->cap < b->items[smallest]->cap)
 				smallest = i;
-		if (b->items[smallest]->cap >= c->cap || b->bytes - b->items[smallest]->cap + c->cap > BIG_KEEP_BYTES) {
-			free(c);
-			return;
+		if (b->n == 0 || b->items[smallest]->cap >= c->cap ||
+		    b->bytes - b->items[smallest]->cap + c->cap > BIG_KEEP_BYTES) {
+			drop = c;
+		} else {
+			drop = b->items[smallest];
+			b->bytes -= drop->cap;
+			memmove(&b->items[smallest], &b->items[smallest + 1],
+				(size_t)(b->n - smallest - 1) * sizeof(b->items[0]));
+			b->n--;
 		}
-		b->bytes -= b->items[smallest]->cap;
-		free(b->items[smallest]);
-		b->items[smallest] = b->items[--b->n];
 	}
-	pools_register();
-	b->items[b->n++] = c;
-	b->bytes += c->cap;
+	if (drop != c) {
+		b->items[b->n++] = c;
+		b->bytes += c->cap;
+	}
+	pthread_mutex_unlock(&b->mtx);
+	free(drop);
 }
 
 static struct chunk *inline_chunk(struct chunk *c, size_t len, bool pooled)
