@@ -176,7 +176,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="longest wait for a message (default: forever); it ends the run: an error "
                              "before the first message or before --count of them")
     limits.add_argument("--send-timeout", type=_seconds, metavar="SEC",
-                        help="longest a send may wait for a peer to take the message (default: forever)")
+                        help="longest a send may wait for a peer to take the message, and at the end "
+                             "how long the messages sent may take to leave (default: forever)")
     limits.add_argument("--deadline", type=_seconds, metavar="SEC",
                         help="surveyor: how long a survey collects answers (default 1)")
     limits.add_argument("--subscribe", action="append", default=[], metavar="PREFIX",
@@ -560,6 +561,10 @@ def open_socket(args: argparse.Namespace, kind: str, err: Callable[[str], None])
     options: Dict[str, int] = {}
     if args.send_timeout is not None:
         options["send_timeout"] = _ms(args.send_timeout)
+    # What cat has sent leaves before it exits, as long as a send may wait:
+    # a receiver slower than the sender holds no more than its buffer, so
+    # the tail of a file can still be on its way at the end.
+    options["linger"] = options.get("send_timeout", -1)
     options.update(_options(args.set))
     sock = SOCKET_TYPES[kind]()
     try:

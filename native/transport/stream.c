@@ -114,6 +114,7 @@ struct spipe {
 	struct pipe base;
 	bool ipc;
 	bool probing; /* keepalive on: another peer waits for this one's place */
+	bool draining; /* the peer hung up: read its last bytes whatever the buffer holds */
 	struct bg_watch watch; /* hang-ups, and writes nobody waits for */
 	/* receive */
 	uint8_t *rbuf;
@@ -577,7 +578,7 @@ static void spipe_read_ready(struct pipe *p)
 	while (!p->dead) {
 		if (!parse_buffered(sp))
 			return;
-		if (p->sock->reads_paused)
+		if (p->sock->reads_paused && !sp->draining)
 			return; /* the receive buffer is full: the socket's bytes wait */
 		uint8_t *dst;
 		size_t want;
@@ -667,7 +668,10 @@ static void spipe_bg_event(struct bg_watch *w, uint32_t events)
 		if (!sp->base.dead && (events & EPOLLIN) && bg_reads(sp))
 			spipe_read_ready(&sp->base);
 		if (!sp->base.dead && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
-			/* deliver what the peer sent before it went, then drop it */
+			/* deliver what the peer sent before it went, then drop it:
+			 * past a full receive buffer too, as nothing else will
+			 * read it (the kernel's buffer bounds it) */
+			sp->draining = true;
 			for (int i = 0; i < 1024 && !sp->base.dead; i++)
 				spipe_read_ready(&sp->base);
 			if (!sp->base.dead)
@@ -696,8 +700,17 @@ static void spipe_probe(struct pipe *p)
 	sp->probing = true;
 }
 
+/* Bytes still to write: a frame the kernel took part of, a burst's
+ * buffer, queued messages. close() lingers on them. */
+static bool spipe_sending(struct pipe *p)
+{
+	struct spipe *sp = (struct spipe *)p;
+	return sp->tpending || sp->clen || sp->txq.count;
+}
+
 static const struct pipe_ops spipe_ops = {
 	.send = spipe_send,
+	.sending = spipe_sending,
 	.read_ready = spipe_read_ready,
 	.write_ready = spipe_write_ready,
 	.close = spipe_close,

@@ -1,5 +1,7 @@
 """PUSH/PULL: load-balanced one way, fair-queued at the receiver."""
 import collections
+import subprocess
+import sys
 import threading
 import time
 
@@ -192,3 +194,33 @@ def test_a_receive_reads_no_more_than_the_buffer_holds(stream_addrs):
         sender.join(5)
         # the PULL's 64 KiB (1,024 messages), one 64 KiB read of frames (910), the PUSH's send buffer (1,820)
         assert most < 6000, f"up to {most} messages held in memory"
+
+
+SENDER = """
+import sys, nnofi
+push = nnofi.Push(send_timeout=10000, linger=-1)
+push.connect(sys.argv[1])
+for i in range(65):
+    push.send(bytes([i]) * 65536)
+push.close()
+"""
+
+
+def test_what_a_peer_sent_before_it_left_arrives_past_a_full_buffer(stream_addrs):
+    """A PUSH process sends more than the PULL's buffer holds and exits;
+    the PULL takes the rest from the kernel once it sees the peer go. (It
+    dropped them, with the pipe, while its buffer was full: 56-64 of 65
+    messages of 64 KiB arrived.)"""
+    with nnofi.Pull(recv_buffer=64 * 1024, **OPTS) as pull:
+        url = pull.bind(stream_addrs.new()).url
+        sender = subprocess.Popen([sys.executable, "-c", SENDER, url])
+        try:
+            got = []
+            for _ in range(65):
+                got.append(pull.recv())
+                time.sleep(0.002)  # slower than the sender: its last bytes wait in the kernel when it leaves
+            assert sender.wait(10) == 0
+        finally:
+            sender.kill()
+            sender.wait()
+        assert got == [bytes([i]) * 65536 for i in range(65)]
