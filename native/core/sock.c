@@ -584,6 +584,11 @@ void sock_poll_update(struct nnofi_sock *s, struct pipe *p, bool want_write)
 	p->want_write = want_write;
 	struct epoll_event ev = { .events = poll_events(s, p), .data.u64 = p->id };
 	epoll_ctl(s->epfd, EPOLL_CTL_MOD, p->fd, &ev);
+	/* Written out (by the background thread, say): a close lingering on
+	 * this pipe sleeps on s->epfd, where the EPOLLOUT it waited for was
+	 * just taken away. Wake it to look again. */
+	if (!want_write)
+		sock_kick_locked(s);
 }
 
 static void set_reads_paused(struct nnofi_sock *s, bool paused)

@@ -700,17 +700,8 @@ static void spipe_probe(struct pipe *p)
 	sp->probing = true;
 }
 
-/* Bytes still to write: a frame the kernel took part of, a burst's
- * buffer, queued messages. close() lingers on them. */
-static bool spipe_sending(struct pipe *p)
-{
-	struct spipe *sp = (struct spipe *)p;
-	return sp->tpending || sp->clen || sp->txq.count;
-}
-
 static const struct pipe_ops spipe_ops = {
 	.send = spipe_send,
-	.sending = spipe_sending,
 	.read_ready = spipe_read_ready,
 	.write_ready = spipe_write_ready,
 	.close = spipe_close,
