@@ -37,14 +37,15 @@ struct pool {
 
 /* Big bodies (a thread receiving 1 MiB messages frees one per message)
  * are kept too, a few of them, for every thread (the background thread
- * often allocates what the application's thread frees): glibc hands such a block back to the
- * kernel (munmap, or a heap trim), and the next message's pages then
- * fault in zeroed again, which cost the receiver more than copying the
- * bytes (perf: clear_page and the fault path ~40% of a 1 MiB PULL over
- * tcp). A kept block serves a message of a quarter of its size or more,
- * or one growing into it. Up to 32 MiB in all, glibc's own ceiling for
- * keeping a freed block on the heap (DEFAULT_MMAP_THRESHOLD_MAX): 16 MiB
- * REQ/REP over tcp faulted every page of every message with 8 MiB. */
+ * often allocates what the application's thread frees): glibc hands such
+ * a block back to the kernel (munmap, or a heap trim), and the next
+ * message's pages then fault in zeroed again, which cost the receiver more
+ * than copying the bytes (perf: clear_page and the fault path ~40% of a
+ * 1 MiB PULL over tcp). A kept block serves a message of a quarter of
+ * its size or more, or one growing into it. Up to 32 MiB in all, glibc's
+ * own ceiling for keeping a freed block on the heap
+ * (DEFAULT_MMAP_THRESHOLD_MAX): 16 MiB REQ/REP over tcp faulted every
+ * page of every message with 8 MiB. */
 #define BIG_MIN (64 * 1024)
 #define BIG_MAX (32u << 20)
 #define BIG_KEEP_BYTES (32u << 20)
@@ -105,6 +106,16 @@ static void pool_put(struct pool *p, void *item)
 	p->items[p->n++] = item;
 }
 
+/* Take kept block i out, keeping the others in the order they came. */
+static struct chunk *big_take(struct big_cache *b, int i)
+{
+	struct chunk *c = b->items[i];
+	memmove(&b->items[i], &b->items[i + 1], (size_t)(b->n - i - 1) * sizeof(b->items[0]));
+	b->n--;
+	b->bytes -= c->cap;
+	return c;
+}
+
 /* A kept big block with room for len and at most max_cap, or NULL. */
 static struct chunk *big_get(size_t len, size_t max_cap)
 {
@@ -116,12 +127,8 @@ static struct chunk *big_get(size_t len, size_t max_cap)
 		if (b->items[i]->cap >= len && b->items[i]->cap <= max_cap &&
 		    (best < 0 || b->items[i]->cap <= b->items[best]->cap))
 			best = i;
-	if (best >= 0) {
-		c = b->items[best];
-		memmove(&b->items[best], &b->items[best + 1], (size_t)(b->n - best - 1) * sizeof(b->items[0]));
-		b->n--;
-		b->bytes -= c->cap;
-	}
+	if (best >= 0)
+		c = big_take(b, best);
 	pthread_mutex_unlock(&b->mtx);
 	return c;
 }
@@ -146,11 +153,7 @@ static void big_put(struct chunk *c)
 		    b->bytes - b->items[smallest]->cap + c->cap > BIG_KEEP_BYTES) {
 			drop = c;
 		} else {
-			drop = b->items[smallest];
-			b->bytes -= drop->cap;
-			memmove(&b->items[smallest], &b->items[smallest + 1],
-				(size_t)(b->n - smallest - 1) * sizeof(b->items[0]));
-			b->n--;
+			drop = big_take(b, smallest);
 		}
 	}
 	if (drop != c) {

@@ -114,7 +114,6 @@ struct spipe {
 	struct pipe base;
 	bool ipc;
 	bool probing; /* keepalive on: another peer waits for this one's place */
-	bool draining; /* the peer hung up: read its last bytes whatever the buffer holds */
 	struct bg_watch watch; /* hang-ups, and writes nobody waits for */
 	/* receive */
 	uint8_t *rbuf;
@@ -571,14 +570,16 @@ static bool grow_rmsg(struct spipe *sp)
 	return true;
 }
 
-static void spipe_read_ready(struct pipe *p)
+/* Read and deliver what the socket has, up to a turn's budget; stop at a
+ * full receive buffer unless past_full_buffer (the peer's last bytes). */
+static void read_in(struct spipe *sp, bool past_full_buffer)
 {
-	struct spipe *sp = (struct spipe *)p;
+	struct pipe *p = &sp->base;
 	size_t budget = READ_BUDGET;
 	while (!p->dead) {
 		if (!parse_buffered(sp))
 			return;
-		if (p->sock->reads_paused && !sp->draining)
+		if (p->sock->reads_paused && !past_full_buffer)
 			return; /* the receive buffer is full: the socket's bytes wait */
 		uint8_t *dst;
 		size_t want;
@@ -630,6 +631,11 @@ static void spipe_read_ready(struct pipe *p)
 	}
 }
 
+static void spipe_read_ready(struct pipe *p)
+{
+	read_in((struct spipe *)p, false);
+}
+
 static void spipe_close(struct pipe *p)
 {
 	struct spipe *sp = (struct spipe *)p;
@@ -671,9 +677,8 @@ static void spipe_bg_event(struct bg_watch *w, uint32_t events)
 			/* deliver what the peer sent before it went, then drop it:
 			 * past a full receive buffer too, as nothing else will
 			 * read it (the kernel's buffer bounds it) */
-			sp->draining = true;
 			for (int i = 0; i < 1024 && !sp->base.dead; i++)
-				spipe_read_ready(&sp->base);
+				read_in(sp, true);
 			if (!sp->base.dead)
 				spipe_fail(sp, -1);
 		}
