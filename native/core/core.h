@@ -59,6 +59,8 @@ nnofi_msg *msg_alloc(size_t len);           /* fresh inline body */
 nnofi_msg *msg_try_alloc(size_t len);       /* NULL if memory is short */
 /* len bytes for now, up to grows_to by msg_try_resize: a kept block that big serves */
 nnofi_msg *msg_try_alloc_growing(size_t len, size_t grows_to);
+/* A body at the same offset in its page as address `like` (copies from there run aligned) */
+nnofi_msg *msg_try_alloc_aligned_as(size_t len, uintptr_t like);
 /* Give a fresh inline body room for cap bytes (it may move); false if
  * memory is short. m->len is the caller's to set. */
 bool msg_try_resize(nnofi_msg *m, size_t cap);

@@ -284,6 +284,28 @@ nnofi_msg *msg_try_alloc_growing(size_t len, size_t grows_to)
 	return m;
 }
 
+/* A copy whose destination lies a few bytes past its source modulo a
+ * page runs several times slower than an aligned one (the kernel's
+ * process_vm_readv copying 1 MiB from a Python bytes object, 48 bytes into
+ * its page, to a body 56 bytes into its own: ~400 against ~110 us on AMD
+ * EPYC). A body that starts at the same offset in its page as the data it
+ * will be copied from makes that copy mutually aligned. */
+#define PAGE_OFFSET_MASK ((uintptr_t)4095)
+
+nnofi_msg *msg_try_alloc_aligned_as(size_t len, uintptr_t like)
+{
+	if (len > SIZE_MAX - sizeof(struct chunk) - PAGE_OFFSET_MASK)
+		return NULL;
+	struct chunk *c = inline_block(len + PAGE_OFFSET_MASK, len + PAGE_OFFSET_MASK);
+	if (!c)
+		return NULL;
+	nnofi_msg *m = msg_new();
+	m->chunk = c;
+	m->body = c->data + ((like - (uintptr_t)c->data) & PAGE_OFFSET_MASK);
+	m->len = len;
+	return m;
+}
+
 bool msg_try_resize(nnofi_msg *m, size_t cap)
 {
 	struct chunk *c = m->chunk;

@@ -196,6 +196,11 @@ uint64_t mr_entry_key(const struct mr_entry *e)
 	return fi_mr_key(e->mr);
 }
 
+bool mr_cache_virt_addr(const struct mr_cache *c)
+{
+	return c->virt_addr;
+}
+
 uint64_t mr_entry_remote_addr(const struct mr_entry *e, const void *addr)
 {
 	uintptr_t a = (uintptr_t)addr;

@@ -43,6 +43,9 @@ struct mr_entry *mr_cache_get(struct mr_cache *c, struct chunk *owner, void *add
 void mr_cache_put(struct mr_cache *c, struct mr_entry *e);
 void *mr_entry_desc(const struct mr_entry *e);
 uint64_t mr_entry_key(const struct mr_entry *e);
+/* Remote addresses are virtual addresses (FI_MR_VIRT_ADDR, as on shm),
+ * not offsets into the region. */
+bool mr_cache_virt_addr(const struct mr_cache *c);
 /* What the peer passes to fi_read to reach addr. */
 uint64_t mr_entry_remote_addr(const struct mr_entry *e, const void *addr);
 /* Close every registration (before the domain closes); held ones must

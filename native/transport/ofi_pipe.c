@@ -327,13 +327,18 @@ static bool control_frame(struct opipe *op, size_t ctl_len)
 		opipe_fail(op);
 		return false;
 	}
+	rd->raddr = get_u64be(d->ctl + 8);
+	/* Where the address is the peer's own (shm), the body lands at its
+	 * offset in a page: shm's fi_read is a kernel copy, several times
+	 * slower misaligned. */
+	bool mirror = mr_cache_virt_addr(op->mrc);
 	if ((s->recv_max_size >= 0 && total > (uint64_t)s->recv_max_size) ||
-	    !(rd->m = msg_try_alloc((size_t)total))) {
+	    !(rd->m = mirror ? msg_try_alloc_aligned_as((size_t)total, (uintptr_t)(rd->raddr - rd->hdr_len))
+			     : msg_try_alloc((size_t)total))) {
 		sock_stat(s, NNOFI_STAT_FRAMES_OVERSIZE, 1);
 		opipe_fail(op);
 		return false;
 	}
-	rd->raddr = get_u64be(d->ctl + 8);
 	rd->key = get_u64be(d->ctl + 16);
 	rd->id = get_u64be(d->ctl + 24);
 	memcpy(rd->m->body, d->ctl + RDV_DESC, rd->hdr_len);
@@ -507,10 +512,25 @@ void drain_rx(struct opipe *op)
 	}
 }
 
+/* On a polled pipe (shm, rxm), a rendezvous whose reads have not begun
+ * waits while the socket's receive queue is full, like a tcp pipe's
+ * reads: the background thread's poll would otherwise read message after
+ * message ahead of the application, holding the socket's lock through
+ * each of shm's copies (1 MiB PUSH/PULL: the receiver blocked for 6-10 ms
+ * at a time). The poll goes on every POLL_MS, so it begins once there is
+ * room; a pipe with a CQ fd has no such poll, and its reads, which do not
+ * copy under the lock, go on. */
+static bool rdv_waits_for_room(const struct opipe *op)
+{
+	return op->cq_fd < 0 && op->rd.issued == 0 && op->base.sock->reads_paused;
+}
+
 /* Issue the rendezvous reads that fit in flight. */
 static void rdv_start(struct opipe *op)
 {
 	struct rdv_in *rd = &op->rd;
+	if (rdv_waits_for_room(op))
+		return; /* progress() tries again once the queue has room */
 	for (int i = 0; i < RDV_READS && rd->issued < rd->body_len && !op->base.dead; i++) {
 		if (rd->read_len[i])
 			continue;
