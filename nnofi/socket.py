@@ -258,7 +258,8 @@ class Socket(AsyncioMixin):
             self._check(rc, "send")
 
     def recv(self, block: bool = True) -> bytes:
-        """Receive one message as bytes."""
+        """Receive one message as bytes. Over ofi, a big message whose body
+        has not been read yet is read straight into the bytes returned."""
         got = _fast.recv(self._addr, 0 if block else lib.NNOFI_DONTWAIT)
         if type(got) is int:
             self._check(got, "recv")
@@ -274,7 +275,9 @@ class Socket(AsyncioMixin):
 
     def recv_into(self, buffer: Buffer, block: bool = True) -> int:
         """Receive into a writable buffer; returns the message size (if it
-        is larger than the buffer, the message was truncated)."""
+        is larger than the buffer, the message was truncated). Over ofi, a
+        big message whose body has not been read yet is read straight into
+        the buffer, if it fits."""
         try:
             buf = ffi.from_buffer(buffer, require_writable=True)
         except (TypeError, BufferError):

@@ -79,9 +79,9 @@ ROWS = [
     {"library": "fi_pingpong", "transport": "ofi+shm", "size": MiB, "latency_us": 300.0, "MB_per_s": 7000.0},
 ]
 MEMORY = {"size": 1 << 30, "transport": "ofi+shm", "limit": 64 * MiB, "runs": [
-    {"sender_call": "send(writable array)", "receiver_call": "recv_into(array)", "copies": True,
-     "sender_growth_beyond": 1 << 30, "receiver_growth_beyond": 1 << 30},
-    {"sender_call": "send(writable array, copy=False)", "receiver_call": "recv_msg()", "copies": False,
+    {"sender_call": "send(writable array)", "receiver_call": "recv_into(array)", "copies": ["sender"],
+     "sender_growth_beyond": 1 << 30, "receiver_growth_beyond": 2 * MiB},
+    {"sender_call": "send(writable array, copy=False)", "receiver_call": "recv_msg()", "copies": [],
      "sender_growth_beyond": 1 << 30, "receiver_growth_beyond": 3 * MiB},
     {"sender_call": "send(read-only array)", "receiver_call": "recv_msg()", "error": "receiver: Timeout"},
 ]}
@@ -104,15 +104,15 @@ def test_floors_say_met_or_missed_with_the_ratio_and_what_is_missing():
     # a floor whose rows are not part of the run is left out
     assert "nnofi tcp 1MiB MB/s / pyzmq tcp MB/s" not in by_name
     memory = [e for e in floors(ROWS, MEMORY) if e["metric"] == "rss_growth_beyond"]
-    assert [e["meets"] for e in memory] == [None, None, False, True, None, None]
-    assert all(e["floor"] == "none: this run copies by design" for e in memory[:2])
+    assert [e["meets"] for e in memory] == [None, True, False, True, None, None]
+    assert memory[0]["floor"] == "none: this side copies by design"  # the sender's send(writable array)
     assert all("missing" in e for e in memory[4:])
 
     entries = floors(ROWS, MEMORY)
     text = floor_lines(entries)
     assert "1.25x  met (floor <= 1.5x; 15.0 us / 12.0 us)" in text
     assert "0.38x  MISSED" in text and "2.00x  MISSED (floor >= 3x" in text
-    assert "1024.0 MiB  reference (floor none: this run copies by design)" in text
+    assert "1024.0 MiB  reference (floor none: this side copies by design)" in text
     assert "1024.0 MiB  MISSED (floor < 64MiB)" in text and "3.0 MiB  met" in text
     assert text.count("\n") == len(entries)  # one heading, one line per floor
 

@@ -166,6 +166,9 @@ struct pipe_ops {
 	bool (*poll)(struct pipe *p);
 	/* Optional (ofi): bytes still on their way out (close lingers). */
 	bool (*sending)(struct pipe *p);
+	/* Optional (ofi): the body size of a rendezvous not read yet, whose
+	 * message has no SP header (0: none) */
+	size_t (*rendezvous_waiting)(struct pipe *p);
 	/* Optional: another peer wants this pipe's place (PAIR), so make a
 	 * peer that vanished without a word show it soon: the pipe then
 	 * fails, and the next dial gets in. */
@@ -298,6 +301,7 @@ struct nnofi_sock {
 	atomic_bool sfd_used, send_blocked;
 	bool send_signaled;
 	int trywait_pipes; /* pipes with ops->busy (ofi) */
+	struct landing *landing; /* a receive call's buffer on offer (nnofi_recv_landing) */
 	int polled_pipes;  /* ... of which without a wait fd */
 
 	/* The send call in progress: a stream pipe that keeps writing from
@@ -332,6 +336,21 @@ uint32_t sock_new_pipe_id(struct nnofi_sock *s);
 bool sock_add_pipe(struct nnofi_sock *s, struct pipe *p);   /* false: refused */
 void sock_remove_pipe(struct nnofi_sock *s, struct pipe *p, bool broken);
 void sock_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);
+/* A receive call's buffer, offered while it waits: a transport reading a
+ * body of len bytes (up_to: len or fewer) may read it in there. */
+struct landing {
+	uint8_t *buf;
+	size_t len;
+	bool up_to;
+	nnofi_msg *msg; /* the message on buf, once claimed */
+	bool reading;   /* its transport may still write buf */
+};
+/* A message on the landing buffer for a body of len bytes, or NULL; the
+ * transport then calls sock_landing_done when it no longer writes it
+ * (read, or given up: the message is then freed, not delivered). */
+nnofi_msg *sock_claim_landing(struct nnofi_sock *s, size_t len);
+void sock_landing_done(struct nnofi_sock *s, nnofi_msg *m, bool delivered);
+bool sock_landed(const struct nnofi_sock *s, const nnofi_msg *m);
 void sock_enqueue(struct nnofi_sock *s, nnofi_msg *m);
 /* recvq.c: the fair receive queue (sock locked). p NULL: no pipe. */
 void recvq_push(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);

@@ -8,6 +8,8 @@ static const struct nnofi_fast_api api = {
 	.msg_free = nnofi_msg_free,
 	.send_vec = nnofi_send_vec,
 	.recv_msgs = nnofi_recv_msgs,
+	.rendezvous_waiting = nnofi_rendezvous_waiting,
+	.recv_landing = nnofi_recv_landing,
 };
 
 uintptr_t nnofi_fast_api(void)

@@ -67,6 +67,8 @@ nnofi_msg *sock_dequeue(struct nnofi_sock *s)
 
 void recvq_clear(struct nnofi_sock *s)
 {
+	if (s->landing && !s->landing->reading)
+		s->landing->msg = NULL; /* if it landed, it is queued: freed here */
 	msgq_clear(&s->rq);
 	while (s->ready_head) {
 		struct pipe *p = s->ready_head;

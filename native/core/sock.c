@@ -5,6 +5,7 @@
  * its own thread; only one caller polls at a time, the others wait on cv.
  * The background thread only accepts, dials and watches idle pipes. */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -1175,6 +1176,11 @@ static void arm_readiness_deadline(struct nnofi_sock *s)
 		tick_and_rearm(s);
 }
 
+/* recv_locked's flag for nnofi_recv_landing's own receive */
+#define RECV_LANDING_OWNER (1 << 30)
+
+static void landing_detach(struct landing *l);
+
 static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out)
 {
 	int64_t deadline = DEADLINE_UNSET; /* DONTWAIT never waits */
@@ -1187,6 +1193,8 @@ static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out)
 		int err = 0;
 		nnofi_msg *m = s->proto->recv(s, &err);
 		if (m) {
+			if (sock_landed(s, m) && !(flags & RECV_LANDING_OWNER))
+				landing_detach(s->landing); /* not the offering call: off its buffer */
 			if (s->reads_paused && s->queued_bytes < (size_t)s->recv_buffer / 2)
 				set_reads_paused(s, false);
 			sync_readiness(s);
@@ -1231,17 +1239,122 @@ int nnofi_recv(nnofi_sock *s, int flags, nnofi_recv_result *out)
 	return rc;
 }
 
-int nnofi_recv_into(nnofi_sock *s, void *buf, size_t cap, int flags, size_t *len)
+/* ---- receiving into the caller's memory (ofi rendezvous) ------------- */
+
+nnofi_msg *sock_claim_landing(struct nnofi_sock *s, size_t len)
+{
+	struct landing *l = s->landing;
+	if (!l || l->msg || (l->up_to ? len > l->len : len != l->len))
+		return NULL;
+	struct chunk *c = chunk_external(l->buf, len);
+	l->msg = msg_on_chunk(c);
+	chunk_unref(c);
+	l->reading = true;
+	return l->msg;
+}
+
+void sock_landing_done(struct nnofi_sock *s, nnofi_msg *m, bool delivered)
+{
+	struct landing *l = s->landing;
+	if (!l || l->msg != m)
+		return;
+	l->reading = false;
+	if (!delivered) {
+		l->msg = NULL; /* the transport frees it */
+		sock_kick_locked(s);
+	}
+}
+
+bool sock_landed(const struct nnofi_sock *s, const nnofi_msg *m)
+{
+	return s->landing && s->landing->msg == m;
+}
+
+/* The landed message goes on without the caller's buffer: a copy of its own. */
+static void landing_detach(struct landing *l)
+{
+	nnofi_msg *m = l->msg;
+	struct chunk *own = chunk_alloc(m->len);
+	memcpy(own->data, m->body, m->len);
+	struct chunk *old = m->chunk;
+	m->chunk = own;
+	m->body = own->data;
+	chunk_unref(old);
+	l->msg = NULL;
+}
+
+size_t nnofi_rendezvous_waiting(nnofi_sock *s)
+{
+	size_t len = 0;
+	pthread_mutex_lock(&s->mtx);
+	for (int i = 0; i < s->npipes && !len; i++)
+		if (s->pipes[i]->ops->rendezvous_waiting)
+			len = s->pipes[i]->ops->rendezvous_waiting(s->pipes[i]);
+	pthread_mutex_unlock(&s->mtx);
+	return len;
+}
+
+/* Only where a delivered message is queued as it is, and stays queued
+ * until a receive takes it or the socket closes (recvq_clear). */
+static bool may_land(const struct nnofi_sock *s)
+{
+	return s->proto->deliver == proto_queue_deliver && !s->proto->drop_when_full && !s->landing && !s->closed;
+}
+
+static int recv_landing(nnofi_sock *s, int flags, struct landing l, nnofi_recv_result *out, int *landed)
 {
 	nnofi_msg *m = NULL;
+	*landed = 0;
 	pthread_mutex_lock(&s->mtx);
-	int rc = recv_locked(s, flags, &m);
+	if (!may_land(s) || !l.len) {
+		int rc = recv_locked(s, flags, &m);
+		pthread_mutex_unlock(&s->mtx);
+		if (!rc)
+			*out = (nnofi_recv_result){ .msg = m, .data = m->body, .len = m->len };
+		return rc;
+	}
+	s->landing = &l;
+	int rc = recv_locked(s, flags | RECV_LANDING_OWNER, &m);
+	/* buf is the caller's again once no transport writes it: a read
+	 * begun goes on past the call's deadline, or ends with its pipe */
+	while (l.reading) {
+		if (sock_wait(s, now_ms() + 100) == EBADF) { /* closing: its pipes go once it has the lock */
+			pthread_mutex_unlock(&s->mtx);
+			sched_yield();
+			pthread_mutex_lock(&s->mtx);
+		}
+	}
+	if (l.msg && l.msg != m)
+		landing_detach(&l); /* queued for a later receive */
+	*landed = l.msg && l.msg == m;
+	if (*landed)
+		sock_stat(s, NNOFI_STAT_RENDEZVOUS_IN_PLACE, 1);
+	s->landing = NULL;
 	pthread_mutex_unlock(&s->mtx);
+	if (!rc)
+		*out = (nnofi_recv_result){ .msg = m, .data = m->body, .len = m->len };
+	return rc;
+}
+
+int nnofi_recv_landing(nnofi_sock *s, int flags, void *buf, size_t len, nnofi_recv_result *out, int *landed)
+{
+	return recv_landing(s, flags, (struct landing){ .buf = buf, .len = len }, out, landed);
+}
+
+/* A big ofi message whose body has not been read is read straight into
+ * buf if it fits. */
+int nnofi_recv_into(nnofi_sock *s, void *buf, size_t cap, int flags, size_t *len)
+{
+	nnofi_recv_result res;
+	int landed = 0;
+	int rc = flags & NNOFI_DONTWAIT ? nnofi_recv(s, flags, &res)
+		 : recv_landing(s, flags, (struct landing){ .buf = buf, .len = cap, .up_to = true }, &res, &landed);
 	if (rc)
 		return rc;
-	*len = m->len;
-	memcpy(buf, m->body, m->len < cap ? m->len : cap);
-	msg_free(m);
+	*len = res.len;
+	if (!landed)
+		memcpy(buf, res.data, res.len < cap ? res.len : cap);
+	msg_free(res.msg);
 	return 0;
 }
 

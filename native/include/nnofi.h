@@ -83,7 +83,9 @@
 #define NNOFI_STAT_ACCEPT_ERRORS 20
 /* write calls on tcp/ipc connections: a burst of small messages shares one */
 #define NNOFI_STAT_WRITES 21
-#define NNOFI_STAT_COUNT 22
+/* ofi:// rendezvous bodies read straight into the receive call's buffer */
+#define NNOFI_STAT_RENDEZVOUS_IN_PLACE 22
+#define NNOFI_STAT_COUNT 23
 
 typedef struct nnofi_sock nnofi_sock;
 typedef struct nnofi_msg nnofi_msg;
@@ -131,6 +133,14 @@ int nnofi_recv(nnofi_sock *s, int flags, nnofi_recv_result *out);
 /* Receive straight into a caller buffer: *len is the message size (may be
  * larger than cap, then the message is truncated and *len tells by how much). */
 int nnofi_recv_into(nnofi_sock *s, void *buf, size_t cap, int flags, size_t *len);
+/* ofi:// rendezvous straight into the caller's memory. rendezvous_waiting
+ * gives the size of a big message (no SP header) whose body has not been
+ * read yet, or 0. recv_landing receives like nnofi_recv while offering buf
+ * (len bytes) for a body of exactly len bytes: *landed is 1 if the message
+ * returned is in buf (its data points there), 0 if it is elsewhere. buf is
+ * never written after the call returns. */
+size_t nnofi_rendezvous_waiting(nnofi_sock *s);
+int nnofi_recv_landing(nnofi_sock *s, int flags, void *buf, size_t len, nnofi_recv_result *out, int *landed);
 /* Batches: one call for many messages. send_many sends n messages packed
  * back to back in buf (lens[i] bytes each; over tcp/ipc they leave in few
  * writes); *sent says how many went. recv_many waits for the first (as

@@ -6,7 +6,7 @@
 
 #include "nnofi.h"
 
-#define NNOFI_FAST_API_VERSION 2
+#define NNOFI_FAST_API_VERSION 3
 
 struct nnofi_fast_api {
 	int version;
@@ -15,6 +15,8 @@ struct nnofi_fast_api {
 	void (*msg_free)(nnofi_msg *m);
 	int (*send_vec)(nnofi_sock *s, const void *const *bufs, const size_t *lens, int n, int flags, int *sent);
 	int (*recv_msgs)(nnofi_sock *s, nnofi_recv_result *out, int max, size_t max_bytes, int flags, int *got);
+	size_t (*rendezvous_waiting)(nnofi_sock *s);
+	int (*recv_landing)(nnofi_sock *s, int flags, void *buf, size_t len, nnofi_recv_result *out, int *landed);
 };
 
 #endif

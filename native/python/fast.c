@@ -100,9 +100,22 @@ static PyObject *fast_recv(PyObject *self, PyObject *const *args, Py_ssize_t nar
 	nnofi_recv_result res;
 	int rc = api->recv(s, (int)flags | first_try(flags), &res);
 	if (rc == EAGAIN && !(flags & NNOFI_DONTWAIT)) {
+		/* An ofi rendezvous not read yet: its body is read straight
+		 * into the bytes object returned (no copy), if it comes next. */
+		size_t want = api->rendezvous_waiting(s);
+		PyObject *landing = want ? PyBytes_FromStringAndSize(NULL, (Py_ssize_t)want) : NULL;
+		if (want && !landing)
+			PyErr_Clear(); /* no memory for it now: received as usual */
+		int landed = 0;
 		Py_BEGIN_ALLOW_THREADS
-		rc = api->recv(s, (int)flags, &res);
+		rc = landing ? api->recv_landing(s, (int)flags, PyBytes_AS_STRING(landing), want, &res, &landed)
+			     : api->recv(s, (int)flags, &res);
 		Py_END_ALLOW_THREADS
+		if (!rc && landed) {
+			api->msg_free(res.msg);
+			return landing;
+		}
+		Py_XDECREF(landing);
 	}
 	if (rc)
 		return PyLong_FromLong(rc);

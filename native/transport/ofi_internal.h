@@ -144,7 +144,8 @@ struct rdv_out {
 /* Receiver: the rendezvous being read (one at a time: the stream waits). */
 struct rdv_in {
 	bool active;
-	nnofi_msg *m;
+	nnofi_msg *m; /* NULL until its reads begin */
+	uint8_t hdr[NNOFI_MAX_HDR];
 	struct mr_entry *mr;
 	uint64_t id, raddr, key;
 	size_t hdr_len, body_len, issued, done;

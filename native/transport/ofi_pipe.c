@@ -328,34 +328,50 @@ static bool control_frame(struct opipe *op, size_t ctl_len)
 		return false;
 	}
 	rd->raddr = get_u64be(d->ctl + 8);
-	/* Where the address is the peer's own (shm), the body lands at its
-	 * offset in a page: shm's fi_read is a kernel copy, several times
-	 * slower misaligned. */
-	bool mirror = mr_cache_virt_addr(op->mrc);
-	if ((s->recv_max_size >= 0 && total > (uint64_t)s->recv_max_size) ||
-	    !(rd->m = mirror ? msg_try_alloc_aligned_as((size_t)total, (uintptr_t)(rd->raddr - rd->hdr_len))
-			     : msg_try_alloc((size_t)total))) {
+	if (s->recv_max_size >= 0 && total > (uint64_t)s->recv_max_size) {
 		sock_stat(s, NNOFI_STAT_FRAMES_OVERSIZE, 1);
 		opipe_fail(op);
 		return false;
 	}
 	rd->key = get_u64be(d->ctl + 16);
 	rd->id = get_u64be(d->ctl + 24);
-	memcpy(rd->m->body, d->ctl + RDV_DESC, rd->hdr_len);
+	memcpy(rd->hdr, d->ctl + RDV_DESC, rd->hdr_len);
 	rd->body_len = (size_t)total - rd->hdr_len;
 	rd->issued = rd->done = 0;
-	struct mr_get_result res;
-	rd->mr = mr_cache_get(op->mrc, rd->m->chunk, rd->m->body + rd->hdr_len, rd->body_len, &res);
-	if (!rd->mr) {
-		msg_free(rd->m);
-		rd->m = NULL;
-		opipe_fail(op);
-		return false;
-	}
-	count_registration(s, &res);
 	rd->active = true;
 	rdv_start(op);
 	return !op->base.dead;
+}
+
+/* The message a rendezvous is read into: the buffer of a receive call
+ * waiting for one this size (no copy after), else one of ours; and its
+ * registration. False if the pipe failed. */
+static bool rdv_take_body(struct opipe *op)
+{
+	struct rdv_in *rd = &op->rd;
+	struct nnofi_sock *s = op->base.sock;
+	size_t total = rd->hdr_len + rd->body_len;
+	if (!rd->hdr_len && op->attached)
+		rd->m = sock_claim_landing(s, total);
+	/* Where the address is the peer's own (shm), our body lands at its
+	 * offset in a page: shm's fi_read is a kernel copy, several times
+	 * slower misaligned. */
+	if (!rd->m && !(rd->m = mr_cache_virt_addr(op->mrc)
+					? msg_try_alloc_aligned_as(total, (uintptr_t)(rd->raddr - rd->hdr_len))
+					: msg_try_alloc(total))) {
+		sock_stat(s, NNOFI_STAT_FRAMES_OVERSIZE, 1);
+		opipe_fail(op);
+		return false;
+	}
+	memcpy(rd->m->body, rd->hdr, rd->hdr_len);
+	struct mr_get_result res;
+	rd->mr = mr_cache_get(op->mrc, rd->m->chunk, rd->m->body + rd->hdr_len, rd->body_len, &res);
+	if (!rd->mr) {
+		opipe_fail(op); /* release_rendezvous frees rd->m */
+		return false;
+	}
+	count_registration(s, &res);
+	return true;
 }
 
 /* Feed received stream bytes; returns how many were taken. It stops
@@ -522,14 +538,14 @@ void drain_rx(struct opipe *op)
  * copy under the lock, go on. */
 static bool rdv_waits_for_room(const struct opipe *op)
 {
-	return op->cq_fd < 0 && op->rd.issued == 0 && op->base.sock->reads_paused;
+	return op->cq_fd < 0 && !op->rd.m && op->base.sock->reads_paused;
 }
 
 /* Issue the rendezvous reads that fit in flight. */
 static void rdv_start(struct opipe *op)
 {
 	struct rdv_in *rd = &op->rd;
-	if (rdv_waits_for_room(op))
+	if (!rd->m && (rdv_waits_for_room(op) || !rdv_take_body(op)))
 		return; /* progress() tries again once the queue has room */
 	for (int i = 0; i < RDV_READS && rd->issued < rd->body_len && !op->base.dead; i++) {
 		if (rd->read_len[i])
@@ -570,6 +586,7 @@ static void rdv_read_done(struct opipe *op, struct octx *c)
 	rd->active = false;
 	nnofi_msg *m = rd->m;
 	rd->m = NULL;
+	sock_landing_done(op->base.sock, m, true);
 	sock_stat(op->base.sock, NNOFI_STAT_RENDEZVOUS_RECV, 1);
 	if (!queue_ctl(op, CTL_ACK, id, sizeof(id))) {
 		msg_free(m);
@@ -729,6 +746,12 @@ bool opipe_busy(struct pipe *p)
 	return fi_trywait(op->fab->fabric, fids, 1) != FI_SUCCESS;
 }
 
+static size_t opipe_rendezvous_waiting(struct pipe *p)
+{
+	const struct rdv_in *rd = &((struct opipe *)p)->rd;
+	return rd->active && !rd->m && !rd->hdr_len ? rd->body_len : 0;
+}
+
 static bool opipe_poll(struct pipe *p)
 {
 	return progress((struct opipe *)p);
@@ -755,6 +778,8 @@ static void release_rendezvous(struct opipe *op)
 {
 	if (op->rd.mr)
 		mr_cache_put(op->mrc, op->rd.mr);
+	if (op->rd.m)
+		sock_landing_done(op->base.sock, op->rd.m, false); /* the endpoint is closed: nothing writes it now */
 	msg_free(op->rd.m);
 	op->rd = (struct rdv_in){ 0 };
 	if (op->cur_rdv) {
@@ -907,4 +932,5 @@ const struct pipe_ops opipe_ops = {
 	.poll = opipe_poll,
 	.sending = opipe_sending,
 	.probe = opipe_probe,
+	.rendezvous_waiting = opipe_rendezvous_waiting,
 };

@@ -9,7 +9,8 @@ beyond the array = peak - before - array size. A copy of the message
 anywhere on a side shows as about one more array.
 
 Three runs (VARIANTS): a writable array (what np.full gives; send()
-copies a buffer it may not keep) received with recv_into(array); a
+copies a buffer it may not keep) received with recv_into(array) (the
+body is read straight into the array); a
 read-only one (flags.writeable = False: send() may keep a reference
 instead of copying) received with recv_msg() (the message is the array's
 memory, np.frombuffer(msg)); and the writable array lent with
@@ -40,13 +41,13 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-# (how the sender sends, how the receiver receives, whether it copies by
-# design), one run each. The first copies on both sides: send() copies a
-# writable buffer it may not keep (pyzmq's copy=True does too), and
-# recv_into() copies the message into the caller's array. It is the
-# reference the floor's two zero-copy runs are read against, not a floor.
-VARIANTS = (("send(writable array)", "recv_into(array)", True), ("send(read-only array)", "recv_msg()", False),
-            ("send(writable array, copy=False)", "recv_msg()", False))
+# (how the sender sends, how the receiver receives, the sides that copy by
+# design), one run each. The first run's sender copies: send() copies a
+# writable buffer it may not keep (pyzmq's copy=True does too). That side
+# is the reference the zero-copy sends are read against, not a floor; its
+# receiver's recv_into() reads the body straight into the array, and is.
+VARIANTS = (("send(writable array)", "recv_into(array)", ("sender",)), ("send(read-only array)", "recv_msg()", ()),
+            ("send(writable array, copy=False)", "recv_msg()", ()))
 
 
 def _receiver(transport: str, size: int, how: str, ctl: Connection[Any, Any], report: Connection[Any, Any]) -> None:
@@ -112,13 +113,13 @@ def _url(transport: str) -> str:
 
 def measure_rss(size: int = 1 << 30, transport: str = "ofi+shm") -> Dict[str, Any]:
     """{"size", "transport", "limit", "runs": [...]}: per run (VARIANTS)
-    the sender's and the receiver's call, "copies" (a run that copies by
+    the sender's and the receiver's call, "copies" (the sides that copy by
     design, not held to the limit), their peak RSS growth beyond the
     array in bytes ("sender_growth_beyond", "receiver_growth_beyond"),
     "seconds" from send to the receiver's ack, or "error" saying why."""
     runs: List[Dict[str, Any]] = []
     for send_how, recv_how, copies in VARIANTS:
-        run: Dict[str, Any] = {"sender_call": send_how, "receiver_call": recv_how, "copies": copies}
+        run: Dict[str, Any] = {"sender_call": send_how, "receiver_call": recv_how, "copies": list(copies)}
         run.update(_run(size, transport, send_how, recv_how))
         runs.append(run)
     return {"size": size, "transport": transport, "limit": LIMIT_BYTES, "runs": runs}

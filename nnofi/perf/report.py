@@ -144,8 +144,8 @@ def memory_floors(memory: Dict[str, Any]) -> List[Dict[str, Any]]:
                 "value": run.get(f"{side}_growth_beyond"), "limit": memory["limit"], "meets": None}
             if "error" in run:
                 entry["missing"] = run["error"]
-            elif run.get("copies"):
-                entry["floor"] = "none: this run copies by design"
+            elif side in run.get("copies", ()):
+                entry["floor"] = "none: this side copies by design"
             else:
                 entry["meets"] = entry["value"] < memory["limit"]
             out.append(entry)
