@@ -302,6 +302,7 @@ struct nnofi_sock {
 	bool send_signaled;
 	int trywait_pipes; /* pipes with ops->busy (ofi) */
 	struct landing *landing; /* a receive call's buffer on offer (nnofi_recv_landing) */
+	atomic_int unread_rendezvous; /* pipes whose rendezvous read (no SP header) has not begun */
 	int polled_pipes;  /* ... of which without a wait fd */
 
 	/* The send call in progress: a stream pipe that keeps writing from

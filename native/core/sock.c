@@ -1286,6 +1286,9 @@ static void landing_detach(struct landing *l)
 size_t nnofi_rendezvous_waiting(nnofi_sock *s)
 {
 	size_t len = 0;
+	/* asked before every blocking recv(): small messages pay no lock */
+	if (!atomic_load_explicit(&s->unread_rendezvous, memory_order_relaxed))
+		return 0;
 	pthread_mutex_lock(&s->mtx);
 	for (int i = 0; i < s->npipes && !len; i++)
 		if (s->pipes[i]->ops->rendezvous_waiting)

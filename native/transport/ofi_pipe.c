@@ -339,8 +339,19 @@ static bool control_frame(struct opipe *op, size_t ctl_len)
 	rd->body_len = (size_t)total - rd->hdr_len;
 	rd->issued = rd->done = 0;
 	rd->active = true;
+	if (!rd->hdr_len && op->attached) {
+		rd->unread = true;
+		atomic_fetch_add(&s->unread_rendezvous, 1);
+	}
 	rdv_start(op);
 	return !op->base.dead;
+}
+
+static void rdv_read_begins(struct opipe *op)
+{
+	if (op->rd.unread)
+		atomic_fetch_sub(&op->base.sock->unread_rendezvous, 1);
+	op->rd.unread = false;
 }
 
 /* The message a rendezvous is read into: the buffer of a receive call
@@ -351,6 +362,7 @@ static bool rdv_take_body(struct opipe *op)
 	struct rdv_in *rd = &op->rd;
 	struct nnofi_sock *s = op->base.sock;
 	size_t total = rd->hdr_len + rd->body_len;
+	rdv_read_begins(op);
 	if (!rd->hdr_len && op->attached)
 		rd->m = sock_claim_landing(s, total);
 	/* Where the address is the peer's own (shm), our body lands at its
@@ -780,6 +792,7 @@ static void release_rendezvous(struct opipe *op)
 		mr_cache_put(op->mrc, op->rd.mr);
 	if (op->rd.m)
 		sock_landing_done(op->base.sock, op->rd.m, false); /* the endpoint is closed: nothing writes it now */
+	rdv_read_begins(op); /* ... or never will */
 	msg_free(op->rd.m);
 	op->rd = (struct rdv_in){ 0 };
 	if (op->cur_rdv) {
