@@ -680,6 +680,8 @@ bool progress(struct opipe *op)
 				drain_rx(op);
 			}
 		}
+		if (n < 16)
+			break; /* drained: another read costs tcp's progress a look at its sockets (and its signal fd) */
 	}
 	if (op->base.dead)
 		return true;
