@@ -168,6 +168,39 @@ def test_the_full_sweep_has_every_peer_and_batch_only_for_small_sizes():
     assert [r[2] for r in rows] == sorted(r[2] for r in rows)
 
 
+class ScriptedRunners:
+    """Runners whose measurements come from a script: per (library, what,
+    transport, size), the numbers of each round in turn."""
+
+    def __init__(self, script):
+        self.script, self.calls = script, []
+
+    def cell(self, lib, what, transport, size):
+        self.calls.append((lib, what, transport, size))
+        return self.script[lib, what, transport, size].pop(0)
+
+
+def test_floor_rows_are_measured_in_rounds_and_keep_their_medians():
+    rows = [{"library": "nnofi", "transport": "ofi+tcp", "size": 64, "latency_us": 30.0, "msgs_per_s": 9.0},
+            {"library": "fi_pingpong", "transport": "ofi+tcp", "size": 64, "latency_us": 14.0, "MB_per_s": 8.0},
+            {"library": "pyzmq", "transport": "tcp", "size": 64, "note": "latency failed: Timeout"},
+            {"library": "nnofi", "transport": "ipc", "size": 64, "latency_us": 9.0}]
+    runners = ScriptedRunners({
+        ("nnofi", "latency", "ofi+tcp", 64): [{"latency_us": 20.0}, {"error": "Timeout"}, {"latency_us": 22.0}],
+        ("fi_pingpong", "pingpong", "ofi+tcp", 64): [{"latency_us": 15.0, "MB_per_s": 9.0},
+                                                      {"latency_us": 16.0, "MB_per_s": 7.0},
+                                                      {"latency_us": 13.0, "MB_per_s": 10.0}]})
+    sweep.remeasure_floor_rows(rows, runners, 4, lambda *a: None)
+    # a round measures each floor row once, a floor's two together; rows
+    # that failed, and rows no floor names, are left alone
+    assert runners.calls == [("nnofi", "latency", "ofi+tcp", 64), ("fi_pingpong", "pingpong", "ofi+tcp", 64)] * 3
+    nnofi_row, ping = rows[0], rows[1]
+    assert nnofi_row["latency_us_rounds"] == [30.0, 20.0, 22.0] and nnofi_row["latency_us"] == 22.0
+    assert nnofi_row["msgs_per_s"] == 9.0 and "msgs_per_s_rounds" not in nnofi_row  # a latency cell's row
+    assert ping["latency_us"] == 14.5 and ping["MB_per_s_rounds"] == [8.0, 9.0, 7.0, 10.0]
+    assert rows[3] == {"library": "nnofi", "transport": "ipc", "size": 64, "latency_us": 9.0}
+
+
 def test_an_absent_transport_is_skipped_saying_why(monkeypatch):
     monkeypatch.setattr(sweep, "absent", lambda t: "no RDMA device" if t == "ofi+verbs" else None)
     rows, skipped = sweep.plan(["nnofi", "fi_pingpong"], ["tcp", "ofi+verbs"], ["tcp"], [64])

@@ -14,7 +14,7 @@ from .transports import TRANSPORTS
 DESCRIPTION = ("REQ/REP round-trip latency and PUSH/PULL throughput of nnofi beside pyzmq, pynng, "
                "nanomsg (C) and fi_pingpong, two processes per measurement")
 FULL = {"sizes": ",".join(human(s) for s in budget.SIZES), "transports": ",".join(TRANSPORTS),
-        "peer_transports": "tcp", "repeats": 3, "seconds": 0.5}
+        "peer_transports": "tcp", "repeats": 3, "seconds": 0.5, "floor_rounds": 3}
 # A small slice: the sizes and transports issue 7's floors name.
 QUICK = {**FULL, "sizes": "64,1MiB", "transports": "tcp,ofi+tcp,ofi+shm", "seconds": 0.3}
 
@@ -34,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, help=f"repeats per measurement, the median kept (default {FULL['repeats']})")
     p.add_argument("--seconds", type=float, help="time budget of each latency and each throughput measurement "
                                                  f"(default {FULL['seconds']}; --quick {QUICK['seconds']})")
+    p.add_argument("--floor-rounds", type=int,
+                   help="rounds of the rows issue 7's floors compare, measured one round after another, "
+                        f"the median kept (default {FULL['floor_rounds']}; 1: one pass like the other rows)")
     p.add_argument("--memory-size", default="1GiB",
                    help="the numpy array of the ofi+shm RSS check (default %(default)s; 0: no check)")
     p.add_argument("--out", default=os.path.join("build", "bench"),
@@ -61,7 +64,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error(f"unknown libraries {unknown}; known: {', '.join(sweep.LIBRARIES)}")
     sizes = [parse_size(s) for s in _split(args.sizes)]
     transports, peer_transports = _split(args.transports), _split(args.peer_transports)
-    opts = {"repeats": max(1, args.repeats), "seconds": args.seconds}
+    opts = {"repeats": max(1, args.repeats), "seconds": args.seconds, "floor_rounds": max(1, args.floor_rounds)}
     memory_size = parse_size(args.memory_size)
     os.makedirs(args.out, exist_ok=True)
     json_path = args.json or os.path.join(args.out, "bench.json")
@@ -108,6 +111,10 @@ def header(m: Dict[str, Any], opts: Dict[str, Any], libs: List[str], skipped: Li
              "each timed to the receiver's ack",
              "# lat_vs_zmq (lower is better), thr_vs_zmq (higher is better): against pyzmq at the same size, "
              "over the same transport where measured, else over tcp"]
+    if opts.get("floor_rounds", 1) > 1:
+        lines.append(f"# the rows issue 7's floors compare: median of {opts['floor_rounds']} rounds, each round "
+                     "measuring all of them once, a floor's two rows together (this machine's speed drifts "
+                     "over minutes)")
     if "nnofi-batch" in libs:
         lines.append("# nnofi-batch: PUSH/PULL with send_many/recv_many (no REQ/REP), "
                      f"sizes up to {human(budget.BATCH_MAX_SIZE)}")

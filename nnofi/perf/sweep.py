@@ -5,6 +5,7 @@ import importlib.util
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -14,7 +15,7 @@ from . import budget, nanomsg_c
 from .adapters import ADAPTERS
 from .cells import run_cell
 from .fi_pingpong import FI_PINGPONG, FiPingpong, FiPingpongError, fi_pingpong_version
-from .report import add_pyzmq_ratios, human, short
+from .report import FLOORS, add_pyzmq_ratios, find, human, short
 from .transports import absent, scheme
 
 NANOMSG = "nanomsg"
@@ -151,5 +152,53 @@ def run(libs: List[str], transports: List[str], peer_transports: List[str], size
                 progress(lib, transport, size, what, time.monotonic() - t0, status)
             if failed:
                 row["note"] = "; ".join(f"{', '.join(whats)} failed: {error}" for error, whats in failed.items())
+        rounds = opts.get("floor_rounds", 1)
+        if rounds > 1:
+            remeasure_floor_rows(rows, runners, rounds, progress)
     add_pyzmq_ratios(rows)
     return rows, skipped
+
+
+# The numbers a measurement gives, by what it measures.
+KEYS = {"latency": ("latency_us",), "throughput": ("msgs_per_s", "MB_per_s"), "pingpong": ("latency_us", "MB_per_s")}
+
+
+def floor_cells(rows: List[Dict[str, Any]]) -> List[Tuple[str, str, str, int]]:
+    """(library, what, transport, size) of the measurements issue 7's
+    floors compare, each once, a floor's two next to each other."""
+    cells: List[Tuple[str, str, str, int]] = []
+    for f in FLOORS:
+        for lib, transport in ((f.library, f.transport), (f.reference, f.ref_transport)):
+            what = "pingpong" if lib == FI_PINGPONG else "latency" if f.metric == "latency_us" else "throughput"
+            row = find(rows, lib, transport, f.size)
+            cell = (lib, what, transport, f.size)
+            if row is not None and not row.get("note") and cell not in cells:
+                cells.append(cell)
+    return cells
+
+
+def remeasure_floor_rows(rows: List[Dict[str, Any]], runners: "Runners", rounds: int,
+                         progress: Callable[..., None]) -> None:
+    """Measure the floors' rows `rounds` times in all, the rounds one after
+    another (each round every such row once, a floor's two together), and
+    keep each number's median: this machine's speed drifts over minutes,
+    and a ratio of two rows measured a minute apart would carry the drift."""
+    cells = floor_cells(rows)
+    seen: Dict[Tuple[str, str, str, int], Dict[str, List[float]]] = {
+        cell: {key: [find(rows, cell[0], cell[2], cell[3])[key]] for key in KEYS[cell[1]]
+               if find(rows, cell[0], cell[2], cell[3]).get(key)} for cell in cells}
+    for _ in range(rounds - 1):
+        for cell in cells:
+            lib, what, transport, size = cell
+            t0 = time.monotonic()
+            result = runners.cell(lib, what, transport, size)
+            progress(lib, transport, size, what, time.monotonic() - t0,
+                     "ok (floor round)" if "error" not in result else f"{what} failed: {result['error']}")
+            for key in seen[cell]:
+                if result.get(key):
+                    seen[cell][key].append(result[key])
+    for (lib, what, transport, size), values in seen.items():
+        row = find(rows, lib, transport, size)
+        for key, got in values.items():
+            row[key] = statistics.median(got)
+            row[key + "_rounds"] = got
