@@ -869,8 +869,9 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 		do {
 			/* With pipes to poll (fabric completions) a round is a
 			 * CQ read: look at the fds and the clock every 8th round
-			 * only, as their syscall and clock read cost more. */
-			look = !(s->polled_pipes || s->trywait_pipes) || (round++ & 7) == 0;
+			 * only, as their syscall and clock read cost more; every
+			 * 32nd over shm, whose CQ read makes no syscall. */
+			look = !(s->polled_pipes || s->trywait_pipes) || (round++ & (s->polled_pipes ? 31 : 7)) == 0;
 			n = look ? epoll_wait(s->epfd, evs, 32, 0) : 0;
 			if (n == 0 && s->trywait_pipes) {
 				pthread_mutex_lock(&s->mtx);

@@ -445,6 +445,9 @@ static void heartbeat_fire(struct bg_timer *t)
 	pthread_mutex_lock(&s->mtx);
 	if (!op->base.dead && !op->closing) {
 		int silent_ms = op->rdm ? PEER_TIMEOUT_MS : PROBE_TIMEOUT_MS;
+		if (op->heard)
+			op->last_heard = now_ms(); /* heard within the last HEARTBEAT_MS */
+		op->heard = false;
 		if (now_ms() - op->last_heard > silent_ms) {
 			DBG("ofi %p: peer silent for %d ms\n", (void *)op, silent_ms);
 			opipe_fail(op);

@@ -179,6 +179,7 @@ struct opipe {
 	fi_addr_t peer;
 	struct bg_timer poll, hs_timeout, heartbeat, shut_grace;
 	int64_t last_heard;
+	bool heard; /* since the heartbeat last looked: it reads the clock then, not each completion */
 	bool connected, attached, closing, cq_watched;
 	bool header_waits; /* the peer's SP header came before FI_CONNECTED */
 	struct obuf rx[NRX], tx[NTX];

@@ -668,12 +668,11 @@ bool progress(struct opipe *op)
 			if (c->kind == CTX_TX) {
 				((struct obuf *)c)->busy = false;
 			} else if (c->kind == CTX_READ) {
-				op->last_heard = now_ms(); /* the peer served it */
+				op->heard = true; /* the peer served it */
 				rdv_read_done(op, c);
 			} else {
 				int k = (int)((struct obuf *)c - op->rx);
-				if (op->rdm || op->probing)
-					op->last_heard = now_ms();
+				op->heard = true;
 				op->rx_len[k] = ents[i].len;
 				op->rx_off[k] = 0;
 				op->rx_done[k] = true;
