@@ -250,6 +250,30 @@ def test_big_bodies_arrive_whole_whether_read_into_the_array_or_not(polled):
         print(f"\n{polled}: {pull.stats['rendezvous_in_place']} of {len(sent)} read in place")
 
 
+def test_a_receive_offering_its_buffer_ends_cleanly_on_timeout_and_close(provider):
+    """recv_into offers its buffer while it waits: a timeout or a close
+    takes the offer back, and what comes after is received whole."""
+    pull, push = pull_push(provider)
+    with push:
+        out = bytearray(BIG)
+        pull.recv_timeout = 100
+        with pytest.raises(nnofi.Timeout):
+            pull.recv_into(out)
+        sent = bytes(range(256)) * (BIG // 256)
+        push.send(sent)
+        pull.recv_timeout = 10000
+        assert pull.recv() == sent
+        assert not any(out)  # the offer ended with the call: nothing was read into it after
+        failed = []
+        waiter = threading.Thread(target=lambda: failed.append(pytest.raises(nnofi.Closed, pull.recv_into, out)),
+                                  daemon=True)
+        waiter.start()
+        time.sleep(0.1)
+        pull.close()
+        waiter.join(5)
+        assert not waiter.is_alive() and failed
+
+
 def test_receivers_on_two_threads_share_big_messages_intact(provider):
     """A message read into one recv()'s buffer but taken by another thread's
     receive (or left queued when the offering call returns) moves to memory
