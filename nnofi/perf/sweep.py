@@ -163,6 +163,12 @@ def run(libs: List[str], transports: List[str], peer_transports: List[str], size
 KEYS = {"latency": ("latency_us",), "throughput": ("msgs_per_s", "MB_per_s"), "pingpong": ("latency_us", "MB_per_s")}
 
 
+def _row(rows: List[Dict[str, Any]], lib: str, transport: str, size: int) -> Dict[str, Any]:
+    row = find(rows, lib, transport, size)
+    assert row is not None  # floor_cells takes only rows that are there
+    return row
+
+
 def floor_cells(rows: List[Dict[str, Any]]) -> List[Tuple[str, str, str, int]]:
     """(library, what, transport, size) of the measurements issue 7's
     floors compare, each once, a floor's two next to each other."""
@@ -185,8 +191,8 @@ def remeasure_floor_rows(rows: List[Dict[str, Any]], runners: "Runners", rounds:
     and a ratio of two rows measured a minute apart would carry the drift."""
     cells = floor_cells(rows)
     seen: Dict[Tuple[str, str, str, int], Dict[str, List[float]]] = {
-        cell: {key: [find(rows, cell[0], cell[2], cell[3])[key]] for key in KEYS[cell[1]]
-               if find(rows, cell[0], cell[2], cell[3]).get(key)} for cell in cells}
+        cell: {key: [_row(rows, cell[0], cell[2], cell[3])[key]] for key in KEYS[cell[1]]
+               if _row(rows, cell[0], cell[2], cell[3]).get(key)} for cell in cells}
     for _ in range(rounds - 1):
         for cell in cells:
             lib, what, transport, size = cell
@@ -197,8 +203,8 @@ def remeasure_floor_rows(rows: List[Dict[str, Any]], runners: "Runners", rounds:
             for key in seen[cell]:
                 if result.get(key):
                     seen[cell][key].append(result[key])
-    for (lib, what, transport, size), values in seen.items():
-        row = find(rows, lib, transport, size)
+    for (lib, _what, transport, size), values in seen.items():
+        row = _row(rows, lib, transport, size)
         for key, got in values.items():
             row[key] = statistics.median(got)
             row[key + "_rounds"] = got
