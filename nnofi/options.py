@@ -106,6 +106,6 @@ STATS = (
     "accept_errors",
     # sendmsg calls on tcp/ipc connections (a burst of small messages shares one)
     "writes",
-    # ofi://: rendezvous bodies read straight into the bytes recv() returns (no copy)
+    # ofi://: rendezvous bodies read straight into recv()'s bytes or recv_into()'s buffer (no copy)
     "rendezvous_in_place",
 )
