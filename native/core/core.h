@@ -351,7 +351,6 @@ struct landing {
  * (read, or given up: the message is then freed, not delivered). */
 nnofi_msg *sock_claim_landing(struct nnofi_sock *s, size_t len);
 void sock_landing_done(struct nnofi_sock *s, nnofi_msg *m, bool delivered);
-bool sock_landed(const struct nnofi_sock *s, const nnofi_msg *m);
 void sock_enqueue(struct nnofi_sock *s, nnofi_msg *m);
 /* recvq.c: the fair receive queue (sock locked). p NULL: no pipe. */
 void recvq_push(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);

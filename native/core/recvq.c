@@ -92,12 +92,7 @@ void recvq_orphan(struct nnofi_sock *s, struct pipe *p)
 /* Put back a message just taken: it is the next one again. */
 void recvq_unpop(struct nnofi_sock *s, nnofi_msg *m)
 {
-	m->next = s->rq.head;
-	s->rq.head = m;
-	if (!s->rq.tail)
-		s->rq.tail = m;
-	s->rq.count++;
-	s->rq.bytes += m->len;
+	msgq_push_front(&s->rq, m);
 	s->queued++;
 	s->queued_bytes += m->len;
 }

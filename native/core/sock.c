@@ -1180,6 +1180,7 @@ static void arm_readiness_deadline(struct nnofi_sock *s)
 /* recv_locked's flag for nnofi_recv_landing's own receive */
 #define RECV_LANDING_OWNER (1 << 30)
 
+static bool sock_landed(const struct nnofi_sock *s, const nnofi_msg *m);
 static void landing_detach(struct landing *l);
 
 static int recv_locked(struct nnofi_sock *s, int flags, nnofi_msg **out)
@@ -1266,7 +1267,7 @@ void sock_landing_done(struct nnofi_sock *s, nnofi_msg *m, bool delivered)
 	}
 }
 
-bool sock_landed(const struct nnofi_sock *s, const nnofi_msg *m)
+static bool sock_landed(const struct nnofi_sock *s, const nnofi_msg *m)
 {
 	return s->landing && s->landing->msg == m;
 }
@@ -1308,17 +1309,11 @@ static bool may_land(const struct nnofi_sock *s)
 static int recv_landing(nnofi_sock *s, int flags, struct landing l, nnofi_recv_result *out, int *landed)
 {
 	nnofi_msg *m = NULL;
-	*landed = 0;
 	pthread_mutex_lock(&s->mtx);
-	if (!may_land(s) || !l.len) {
-		int rc = recv_locked(s, flags, &m);
-		pthread_mutex_unlock(&s->mtx);
-		if (!rc)
-			*out = (nnofi_recv_result){ .msg = m, .data = m->body, .len = m->len };
-		return rc;
-	}
-	s->landing = &l;
-	int rc = recv_locked(s, flags | RECV_LANDING_OWNER, &m);
+	bool offered = may_land(s) && l.len;
+	if (offered)
+		s->landing = &l;
+	int rc = recv_locked(s, flags | (offered ? RECV_LANDING_OWNER : 0), &m);
 	/* buf is the caller's again once no transport writes it: a read
 	 * begun goes on past the call's deadline, or ends with its pipe */
 	while (l.reading) {
@@ -1333,7 +1328,8 @@ static int recv_landing(nnofi_sock *s, int flags, struct landing l, nnofi_recv_r
 	*landed = l.msg && l.msg == m;
 	if (*landed)
 		sock_stat(s, NNOFI_STAT_RENDEZVOUS_IN_PLACE, 1);
-	s->landing = NULL;
+	if (offered)
+		s->landing = NULL;
 	pthread_mutex_unlock(&s->mtx);
 	if (!rc)
 		*out = (nnofi_recv_result){ .msg = m, .data = m->body, .len = m->len };

@@ -145,7 +145,7 @@ struct rdv_out {
 struct rdv_in {
 	bool active;
 	nnofi_msg *m; /* NULL until its reads begin */
-	bool unread; /* counted in the socket's unread_rendezvous */
+	bool unread; /* not begun, no SP header, pipe attached: a receive call may offer its memory (counted in the socket's unread_rendezvous) */
 	uint8_t hdr[NNOFI_MAX_HDR];
 	struct mr_entry *mr;
 	uint64_t id, raddr, key;

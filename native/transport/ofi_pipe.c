@@ -347,6 +347,8 @@ static bool control_frame(struct opipe *op, size_t ctl_len)
 	return !op->base.dead;
 }
 
+/* The rendezvous is no longer one a receive call may take into its own
+ * memory: its read begins, or the pipe goes. */
 static void rdv_read_begins(struct opipe *op)
 {
 	if (op->rd.unread)
@@ -362,9 +364,9 @@ static bool rdv_take_body(struct opipe *op)
 	struct rdv_in *rd = &op->rd;
 	struct nnofi_sock *s = op->base.sock;
 	size_t total = rd->hdr_len + rd->body_len;
-	rdv_read_begins(op);
-	if (!rd->hdr_len && op->attached)
+	if (rd->unread)
 		rd->m = sock_claim_landing(s, total);
+	rdv_read_begins(op);
 	/* Where the address is the peer's own (shm), our body lands at its
 	 * offset in a page: shm's fi_read is a kernel copy, several times
 	 * slower misaligned. */
@@ -762,7 +764,7 @@ bool opipe_busy(struct pipe *p)
 static size_t opipe_rendezvous_waiting(struct pipe *p)
 {
 	const struct rdv_in *rd = &((struct opipe *)p)->rd;
-	return rd->active && !rd->m && !rd->hdr_len ? rd->body_len : 0;
+	return rd->unread ? rd->body_len : 0;
 }
 
 static bool opipe_poll(struct pipe *p)
@@ -793,7 +795,7 @@ static void release_rendezvous(struct opipe *op)
 		mr_cache_put(op->mrc, op->rd.mr);
 	if (op->rd.m)
 		sock_landing_done(op->base.sock, op->rd.m, false); /* the endpoint is closed: nothing writes it now */
-	rdv_read_begins(op); /* ... or never will */
+	rdv_read_begins(op);
 	msg_free(op->rd.m);
 	op->rd = (struct rdv_in){ 0 };
 	if (op->cur_rdv) {

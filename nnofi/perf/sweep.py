@@ -190,9 +190,10 @@ def remeasure_floor_rows(rows: List[Dict[str, Any]], runners: "Runners", rounds:
     keep each number's median: this machine's speed drifts over minutes,
     and a ratio of two rows measured a minute apart would carry the drift."""
     cells = floor_cells(rows)
-    seen: Dict[Tuple[str, str, str, int], Dict[str, List[float]]] = {
-        cell: {key: [_row(rows, cell[0], cell[2], cell[3])[key]] for key in KEYS[cell[1]]
-               if _row(rows, cell[0], cell[2], cell[3]).get(key)} for cell in cells}
+    seen: Dict[Tuple[str, str, str, int], Dict[str, List[float]]] = {}
+    for cell in cells:
+        row = _row(rows, cell[0], cell[2], cell[3])
+        seen[cell] = {key: [row[key]] for key in KEYS[cell[1]] if row.get(key)}
     for _ in range(rounds - 1):
         for cell in cells:
             lib, what, transport, size = cell
