@@ -1,5 +1,6 @@
-"""Socket classes. Python does control (create, bind, options); each send
-or receive is one native call with the GIL released (cffi does that)."""
+"""Socket classes. Python does control (create, bind, options); send()
+and recv() are C methods of the base, _fast.SocketCore, and wait with the
+GIL released."""
 from __future__ import annotations
 
 import errno
@@ -20,15 +21,13 @@ from .url import explain_ipc_in_use, explain_ofi
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
 
-_fast.init(lib.nnofi_fast_api())
-
 # Anything with the buffer protocol. Any, not typing_extensions.Buffer:
 # numpy's stubs give ndarray __buffer__ only from Python 3.12 on.
 Buffer = Union[bytes, bytearray, memoryview, Any]
 
 # Buffers the core keeps past a send call (zero-copy inproc), by handle,
 # until nnofi_reap reports them released. Shared by all sockets.
-_ZERO_COPY_MIN = 64 * 1024
+_ZERO_COPY_MIN = _fast.ZERO_COPY_MIN
 _retained: Dict[int, Any] = {}
 _handles = itertools.count(1)
 _reap_buf = ffi.new("uint64_t[]", 256)
@@ -42,6 +41,9 @@ def _reap() -> None:
             _retained.pop(_reap_buf[i], None)
         if n < 256:
             return
+
+
+_fast.init(lib.nnofi_fast_api(), _retained, _reap)
 
 
 def _recv_result() -> Any:
@@ -71,9 +73,10 @@ class Endpoint:
         return f"<nnofi.Endpoint {self.kind} {self.url}>"
 
 
-class Socket(AsyncioMixin):
+class Socket(_fast.SocketCore, AsyncioMixin):
     """Base of all socket types: Pair, Push, Pull, Req, Rep, Pub, Sub,
-    Surveyor, Respondent, Bus."""
+    Surveyor, Respondent, Bus. send() and recv() come from
+    _fast.SocketCore (C)."""
 
     _protocol = 0
 
@@ -111,6 +114,7 @@ class Socket(AsyncioMixin):
         self.raw = bool(raw)
         self._sock = ffi.gc(out[0], lib.nnofi_release)
         self._addr = int(ffi.cast("uintptr_t", self._sock))  # for nnofi._fast, alive with _sock
+        self._attach(self._addr)
         self._closed = False
         self._endpoints: List[Endpoint] = []
         try:
@@ -188,36 +192,14 @@ class Socket(AsyncioMixin):
         return ep
 
     # -- messages ------------------------------------------------------------
-    @overload
-    def send(self, data: Buffer, block: bool = True, *, copy: Literal[True] = True) -> None: ...
+    # send(data, block=True, *, copy=True) and recv(block=True): SocketCore.
 
-    @overload
-    def send(self, data: Buffer, block: bool = True, *, copy: Literal[False]) -> Tracker: ...
-
-    def send(self, data: Buffer, block: bool = True, *, copy: bool = True) -> Optional[Tracker]:
-        """Send bytes or any buffer (numpy arrays too). The buffer may be
-        reused once send returns: tcp and ipc write straight from it;
-        inproc passes big immutable buffers (bytes) by reference, and ofi
-        lets the peer read them (rendezvous); a writable one is copied.
-        Over tcp and ipc a burst of small sends (less than 50 us apart)
-        is copied and written together, each batch within 50 us, the
-        burst's last within 1 ms; a send after a receive goes at once.
-
-        copy=False (as in pyzmq) lends a big writable buffer too, so it is
-        not copied: the caller promises to leave it unchanged until the
-        returned Tracker says done (the peer has read it, or the message
-        was dropped)."""
-        flags = 0 if block else lib.NNOFI_DONTWAIT
+    def _send_slow(self, data: Buffer, flags: int, copy: bool) -> Optional[Tracker]:
+        """send() of what SocketCore does not send itself: anything not a
+        buffer (a TypeError), a big read-only buffer (lent to the core),
+        and copy=False."""
         if not copy:
             return Tracker(self._send_buffer(data, flags, lend=True))
-        rc = _fast.send(self._addr, data, flags, _ZERO_COPY_MIN)
-        if rc == 0:
-            if _retained:
-                _reap()
-            return None
-        if rc > 0:
-            self._check(rc, "send")
-        # not a buffer, or one big and immutable enough to lend the core
         self._send_buffer(data, flags, lend=False)
         return None
 
@@ -256,14 +238,6 @@ class Socket(AsyncioMixin):
         rc = lib.nnofi_send_msg(self._sock, msg._native, 0 if block else lib.NNOFI_DONTWAIT)
         if rc:
             self._check(rc, "send")
-
-    def recv(self, block: bool = True) -> bytes:
-        """Receive one message as bytes. Over ofi, a big message whose body
-        has not been read yet is read straight into the bytes returned."""
-        got = _fast.recv(self._addr, 0 if block else lib.NNOFI_DONTWAIT)
-        if type(got) is int:
-            self._check(got, "recv")
-        return got  # type: ignore[return-value]  # an int raised above (isinstance would narrow, at a cost)
 
     def recv_msg(self, block: bool = True) -> Message:
         """Receive one message as an nnofi.Message (zero-copy buffer)."""

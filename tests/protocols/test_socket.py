@@ -361,6 +361,32 @@ def test_send_memoryview_bytearray_array(url):
         assert a.recv() == np.arange(1, 5, dtype=np.int16).tobytes()
 
 
+def test_send_and_recv_take_arguments_like_python_methods(url):
+    """send() and recv() are C methods (nnofi._fast.SocketCore): positional
+    and keyword arguments as their signatures say, wrong ones refused with
+    a TypeError, and a bytes subclass sent like any buffer."""
+    class Tagged(bytes):
+        pass
+
+    with nnofi.Pair(**OPTS) as a, nnofi.Pair(**OPTS) as b:
+        b.connect(a.bind(url).url)
+        b.send(b"positional", True)
+        b.send(data=b"keywords", block=True, copy=True)
+        b.send(Tagged(b"subclass"))
+        assert a.recv(True) == b"positional"
+        assert a.recv(block=True) == b"keywords"
+        assert a.recv() == b"subclass"
+        for bad_call in (lambda: b.send(), lambda: b.send(b"x", True, True), lambda: b.send(b"x", blok=True),
+                         lambda: b.send(b"x", data=b"y"), lambda: a.recv(True, True), lambda: a.recv(timeout=1)):
+            with pytest.raises(TypeError):
+                bad_call()
+        with pytest.raises(TypeError, match="encode the str first"):
+            b.send("text")
+        with pytest.raises(nnofi.Again):
+            a.recv(block=False)
+        assert "copy=False" in nnofi.Pair.send.__doc__
+
+
 def test_recv_msg_is_zero_copy_buffer(url):
     payload = np.arange(4096, dtype=np.uint32)
     msg = _roundtrip_msg(url, payload)
