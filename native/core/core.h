@@ -325,6 +325,7 @@ struct nnofi_sock {
 	/* Runs proto->tick in the background thread, for protocol timers
 	 * that must fire while nobody is in a call (REQ resend). */
 	struct bg_timer timer;
+	int64_t timer_at; /* ms it is armed for, INT64_MAX if not */
 
 	atomic_uint_fast64_t stats[NNOFI_STAT_COUNT];
 };

@@ -61,20 +61,27 @@ static struct big_cache {
 	struct chunk *items[BIG_KEEP + 1];
 } big = { .mtx = PTHREAD_MUTEX_INITIALIZER };
 
+enum pool_kind { POOL_MSGS, POOL_BODIES };
 struct pools {
-	struct pool msgs, bodies;
+	struct pool of[2]; /* by enum pool_kind */
 };
-static __thread struct pools pools;
+/* This thread's pools, made by its first free. A pointer, initial-exec:
+ * one load off %fs, where a general-dynamic __thread in this dlopen'ed
+ * module cost a __tls_get_addr call per use (18 per REQ/REP round trip);
+ * glibc keeps static TLS room for a few such words. */
+static __thread struct pools *pools __attribute__((tls_model("initial-exec")));
 static pthread_key_t pools_key;
 static pthread_once_t pools_once = PTHREAD_ONCE_INIT;
 
+/* At thread exit (pools_key's destructor, in that thread). */
 static void pools_drain(void *arg)
 {
-	struct pools *p = arg;
-	while (p->msgs.n)
-		free(p->msgs.items[--p->msgs.n]);
-	while (p->bodies.n)
-		free(p->bodies.items[--p->bodies.n]);
+	struct pools *ps = arg;
+	for (int k = POOL_MSGS; k <= POOL_BODIES; k++)
+		while (ps->of[k].n)
+			free(ps->of[k].items[--ps->of[k].n]);
+	free(ps);
+	pools = NULL; /* a later destructor's free makes new ones, drained in turn */
 }
 
 static void pools_key_create(void)
@@ -82,28 +89,34 @@ static void pools_key_create(void)
 	die_on(pthread_key_create(&pools_key, pools_drain) != 0, "pthread_key_create");
 }
 
-static void *pool_get(struct pool *p, size_t size)
+/* The thread's pools, made on first use; NULL if memory is short. */
+static struct pools *pools_here(void)
 {
-	return p->n ? p->items[--p->n] : xmalloc(size);
-}
-
-/* The first thing a thread keeps makes it give them back when it ends. */
-static void pools_register(void)
-{
-	if (pools.msgs.n + pools.bodies.n == 0) {
-		pthread_once(&pools_once, pools_key_create);
-		pthread_setspecific(pools_key, &pools);
+	if (pools)
+		return pools;
+	pthread_once(&pools_once, pools_key_create);
+	struct pools *p = calloc(1, sizeof(*p));
+	if (p && pthread_setspecific(pools_key, p) != 0) {
+		free(p);
+		p = NULL;
 	}
+	return pools = p;
 }
 
-static void pool_put(struct pool *p, void *item)
+static void *pool_get(enum pool_kind k, size_t size)
 {
-	if (p->n >= POOL_MAX) {
+	struct pools *ps = pools;
+	return ps && ps->of[k].n ? ps->of[k].items[--ps->of[k].n] : xmalloc(size);
+}
+
+static void pool_put(enum pool_kind k, void *item)
+{
+	struct pools *ps = POOL_MAX ? pools_here() : NULL;
+	if (!ps || ps->of[k].n >= POOL_MAX) {
 		free(item);
 		return;
 	}
-	pools_register();
-	p->items[p->n++] = item;
+	ps->of[k].items[ps->of[k].n++] = item;
 }
 
 /* Take kept block i out, keeping the others in the order they came. */
@@ -180,7 +193,7 @@ static struct chunk *inline_chunk(struct chunk *c, size_t len, bool pooled)
 static struct chunk *inline_block(size_t len, size_t grows_to)
 {
 	if (len <= SMALL_BODY) {
-		struct chunk *c = inline_chunk(pool_get(&pools.bodies, sizeof(struct chunk) + SMALL_BODY), len, true);
+		struct chunk *c = inline_chunk(pool_get(POOL_BODIES, sizeof(struct chunk) + SMALL_BODY), len, true);
 		c->cap = SMALL_BODY;
 		return c;
 	}
@@ -241,14 +254,14 @@ void chunk_unref(struct chunk *c)
 		l = next;
 	}
 	if (c->pooled)
-		pool_put(&pools.bodies, c);
+		pool_put(POOL_BODIES, c);
 	else
 		big_put(c);
 }
 
 static nnofi_msg *msg_new(void)
 {
-	nnofi_msg *m = pool_get(&pools.msgs, sizeof(*m));
+	nnofi_msg *m = pool_get(POOL_MSGS, sizeof(*m));
 	m->next = NULL;
 	m->pipe_id = 0;
 	m->hdr_len = 0;
@@ -357,7 +370,7 @@ void msg_free(nnofi_msg *m)
 		return;
 	chunk_unref(m->chunk);
 	atomic_fetch_sub_explicit(&nnofi_live_msgs, 1, memory_order_relaxed);
-	pool_put(&pools.msgs, m);
+	pool_put(POOL_MSGS, m);
 }
 
 void msgq_push(struct msgq *q, nnofi_msg *m)

@@ -169,6 +169,7 @@ int nnofi_socket(int protocol, int raw, nnofi_sock **out)
 	s->ipc_permissions = 0600;
 	s->tcp_keepalive = 10000;
 	s->timer.fire = sock_timer_fire;
+	s->timer_at = INT64_MAX;
 	s->next_pipe_id = 1;
 	s->next_ep_id = 1;
 	if (proto->data_size) {
@@ -294,6 +295,7 @@ int nnofi_close(nnofi_sock *s)
 	pthread_mutex_lock(&s->mtx);
 	while (s->npipes)
 		sock_remove_pipe(s, s->pipes[s->npipes - 1], false);
+	s->timer_at = INT64_MAX;
 	if (bg_timer_cancel(&s->timer))
 		sock_unref(s); /* the caller's reference keeps s alive */
 	recvq_clear(s);
@@ -452,7 +454,7 @@ void sock_kick(struct nnofi_sock *s)
  * the spin loop: that caller looks again right after, so what its own
  * progress changes needs no wake-up (strace of an ofi+shm REP: a write,
  * an epoll_wait and a read of its own wakefd for every message). */
-static __thread struct nnofi_sock *spinning_here;
+static __thread struct nnofi_sock *spinning_here __attribute__((tls_model("initial-exec")));
 
 /* Something changed (sock locked): wake a caller asleep in epoll_wait on
  * the pipes (it may not poll what changed, e.g. a frame the background
@@ -743,8 +745,15 @@ static void redial_fire(struct bg_timer *t)
 
 /* An armed timer holds a socket reference, released when it fires or is
  * cancelled. */
+/* The timer only moves earlier: one armed for sooner fires, and the tick
+ * then arms it for the protocol's next deadline. A REQ's resend deadline
+ * moves later with every request; re-arming it took the background
+ * thread's lock each time. */
 void sock_timer_arm(struct nnofi_sock *s, int64_t when)
 {
+	if (when >= s->timer_at)
+		return;
+	s->timer_at = when;
 	if (!bg_timer_arm(&s->timer, when))
 		sock_ref(s);
 }
@@ -761,6 +770,7 @@ static void sock_timer_fire(struct bg_timer *t)
 {
 	struct nnofi_sock *s = (struct nnofi_sock *)((char *)t - offsetof(struct nnofi_sock, timer));
 	pthread_mutex_lock(&s->mtx);
+	s->timer_at = INT64_MAX; /* fired: the tick arms it anew */
 	if (!s->closed && s->proto->tick) {
 		tick_and_rearm(s);
 		/* a deadline passed (a survey's end): a receive may fail now,

@@ -202,6 +202,27 @@ def test_req_resends_after_resend_ivl(url):
             rep.recv()
 
 
+def test_resend_deadline_follows_the_latest_request(url):
+    """Each request's resend comes its own interval after it was sent,
+    whether that is later than the previous request's (the socket's timer,
+    armed for the earlier deadline, fires and is armed again) or sooner."""
+    with nnofi.Rep(**OPTS) as rep, nnofi.Req(req_resend_ivl=300, **OPTS) as req:
+        req.connect(rep.bind(url).url)
+        for first_ivl, ivl_ms in ((300, 900), (60000, 300)):
+            req.req_resend_ivl = first_ivl
+            req.send(b"superseded")
+            assert rep.recv() == b"superseded"
+            req.req_resend_ivl = ivl_ms
+            t0 = time.monotonic()
+            req.send(b"latest")
+            assert rep.recv() == b"latest"  # first copy: ignored
+            assert rep.recv() == b"latest"  # the resent copy
+            waited = time.monotonic() - t0
+            assert ivl_ms / 1000 * 0.6 <= waited < ivl_ms / 1000 + 2.0, (first_ivl, ivl_ms, waited)
+            rep.send(b"answered")
+            assert req.recv() == b"answered"
+
+
 def test_req_resends_while_waiting_in_recv(url):
     """The usual pattern: the REQ thread sits in recv() while its first copy
     goes unanswered; the resent copy is answered and recv() returns that."""
