@@ -183,6 +183,7 @@ struct opipe {
 	bool connected, attached, closing, cq_watched;
 	bool header_waits; /* the peer's SP header came before FI_CONNECTED */
 	struct obuf rx[NRX], tx[NTX];
+	size_t inject_size; /* frames up to this size go by fi_inject: no completion to reap */
 	struct decoder dec;
 	/* posted receive buffers in the order they were posted, which is the
 	 * order messages fill them; completions may come in another order

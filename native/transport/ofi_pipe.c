@@ -705,12 +705,47 @@ bool progress(struct opipe *op)
 
 /* ---- pipe ops -------------------------------------------------------- */
 
+/* A message with nothing ahead of it that fits a free send buffer is
+ * written into it and posted at once, not queued as a message of its own
+ * first: the path of a small request or reply. False: queue it. */
+static bool send_at_once(struct opipe *op, const nnofi_msg *m, int *err)
+{
+	*err = 0;
+	if (op->cur || op->txq.head || op->ctl_len || op->outs ||
+	    frame_header_size(false) + m->hdr_len + m->len > CHUNK || goes_by_rendezvous(op, m))
+		return false;
+	struct obuf *b = NULL;
+	for (int i = 0; i < NTX; i++) {
+		if (op->tx[i].unposted)
+			return false; /* it goes first: the stream stays in order */
+		if (!b && !op->tx[i].busy)
+			b = &op->tx[i];
+	}
+	if (!b)
+		return false;
+	b->fill = frame_prefix_encode(b->data, false, m->hdr, m->hdr_len, m->len);
+	memcpy(b->data + b->fill, m->body, m->len);
+	b->fill += m->len;
+	if (b->fill <= op->inject_size &&
+	    fi_inject(op->fep, b->data, b->fill, op->rdm ? op->peer : 0) == 0)
+		return true; /* the provider has the bytes: b stays free */
+	*err = tx_post(op, b); /* refused for now: retried first on progress */
+	return true;
+}
+
 static int opipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 {
 	struct opipe *op = (struct opipe *)p;
 	if (p->dead || op->txq.bytes >= (size_t)p->sock->send_buffer) {
 		p->writable = false;
 		return EAGAIN;
+	}
+	int err;
+	if (send_at_once(op, m, &err)) {
+		if (err)
+			opipe_fail(op);
+		watch_backlog(op);
+		return 0;
 	}
 	msgq_push(&op->txq, borrowed ? sock_own_msg(p->sock, m) : msg_dup(m));
 	if (!free_tx(op)) {
