@@ -870,6 +870,7 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 	}
 	pthread_mutex_unlock(&s->mtx);
 	int n = 0;
+	bool locked = false; /* progress found work: the lock is kept for taking it */
 	if (timeout != 0 && spin) {
 		/* A reply often comes within microseconds: look before sleeping,
 		 * since a wake-up from epoll_wait costs tens of them on a VM. */
@@ -888,14 +889,16 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 				spinning_here = s;
 				work = progress_fabric_pipes(s, true);
 				spinning_here = NULL;
+				if ((locked = work))
+					break;
 				pthread_mutex_unlock(&s->mtx);
 			}
 		} while (n == 0 && !work && (!look || now_ns() < until));
 		if (n == 0 && !work && s->trywait_pipes) {
 			/* about to sleep: fi_trywait re-arms the fds */
 			pthread_mutex_lock(&s->mtx);
-			work = progress_fabric_pipes(s, false);
-			pthread_mutex_unlock(&s->mtx);
+			if (!(locked = work = progress_fabric_pipes(s, false)))
+				pthread_mutex_unlock(&s->mtx);
 		}
 	}
 	if (n == 0 && !work) {
@@ -905,7 +908,8 @@ static void poll_pipes(struct nnofi_sock *s, int64_t deadline)
 		}
 		n = epoll_wait(s->epfd, evs, 32, timeout);
 	}
-	pthread_mutex_lock(&s->mtx);
+	if (!locked)
+		pthread_mutex_lock(&s->mtx);
 	atomic_store(&s->sleeping, false);
 	for (int i = 0; i < n; i++)
 		handle_event(s, &evs[i]);

@@ -40,12 +40,14 @@ static void req_fini(struct nnofi_sock *s)
 	req_cancel(s);
 }
 
-static void req_try_send(struct nnofi_sock *s)
+/* Send request m (st->request, or the caller's borrowed copy of it) to
+ * the next peer that can take it. */
+static void req_try_send_msg(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 {
 	struct req *st = s->proto_data;
 	st->sent = false; /* also keeps pipe_remove from recursing here */
 	struct pipe *p = proto_next_writable(s, &st->cursor);
-	if (!p || p->ops->send(p, st->request, false) != 0)
+	if (!p || proto_send_on(s, p, m, borrowed) != 0) /* names the pipe for a borrowed body's wait */
 		return;
 	st->sent = true;
 	st->sent_pipe = p->id;
@@ -53,16 +55,25 @@ static void req_try_send(struct nnofi_sock *s)
 	sock_timer_arm(s, st->resend_at); /* resend even if nobody waits */
 }
 
+static void req_try_send(struct nnofi_sock *s)
+{
+	struct req *st = s->proto_data;
+	req_try_send_msg(s, st->request, false);
+}
+
+/* The request goes out first, from the caller's buffer; the copy kept for
+ * resends is made after, off the round trip's path (a pipe that queued
+ * the request made that copy already: sock_own_msg shares it). */
 static int req_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 {
 	struct req *st = s->proto_data;
-	(void)borrowed;
 	req_cancel(s);
 	st->id = proto_next_id(&st->next_id);
-	st->request = sock_own_msg(s, m);
-	put_u32be(st->request->hdr, st->id);
-	st->request->hdr_len = 4;
-	req_try_send(s);
+	nnofi_msg tagged = *m;
+	put_u32be(tagged.hdr, st->id);
+	tagged.hdr_len = 4;
+	req_try_send_msg(s, &tagged, borrowed);
+	st->request = borrowed ? sock_own_msg(s, &tagged) : msg_dup(&tagged);
 	return 0; /* queued until a peer can take it, like nanomsg */
 }
 

@@ -223,6 +223,23 @@ def test_resend_deadline_follows_the_latest_request(url):
             assert req.recv() == b"answered"
 
 
+def test_request_buffer_may_change_once_send_returns(url):
+    """A big request the kernel takes only in part (the REP is not reading
+    yet) is still being written after send() returns; the caller may change
+    its buffer at once: the REP gets the bytes it held at the call."""
+    size = 16 << 20
+    with nnofi.Rep(recv_max_size=-1, **OPTS) as rep, nnofi.Req(**OPTS) as req:
+        req.connect(rep.bind(url).url)
+        wait_pipes(req, 1)
+        buf = bytearray(b"a" * size)
+        req.send(buf)
+        buf[:] = b"b" * size
+        got = rep.recv()
+        assert len(got) == size and got.count(b"a") == size, "the REP got bytes written after send() returned"
+        rep.send(b"ok")
+        assert req.recv() == b"ok"
+
+
 def test_req_resends_while_waiting_in_recv(url):
     """The usual pattern: the REQ thread sits in recv() while its first copy
     goes unanswered; the resent copy is answered and recv() returns that."""
