@@ -108,13 +108,22 @@ def req_client(url, who, count):
 
 
 # -- PUSH/PULL ------------------------------------------------------------------
-def pusher(url, bind, pulls, count, tag):
-    with nnofi.Push(**OPTS) as push:
+def pusher(url, bind, pulls, count, tag, report=False):
+    """Send count messages, then close (lingering, as applications do).
+    report: (count, seconds the close took, the socket's stats at its
+    close), to tell a lost tail's cause (a linger run out, a pipe broken)."""
+    push = nnofi.Push(**OPTS)
+    try:
         (push.bind if bind else push.connect)(url)
         wait_pipes(push, pulls, "pullers")
         for i in range(count):
             push.send(b"%s-%d" % (tag.encode(), i))
-        return count
+    finally:
+        stats = push.stats
+        t0 = time.monotonic()
+        push.close()
+        took = time.monotonic() - t0
+    return (count, round(took, 3), stats) if report else count
 
 
 def puller(ctl, url, bind, pushes=1):

@@ -22,10 +22,13 @@ def test_pushes_on_two_nodes_fan_in(node_a, node_b, node_c, lab_url):
     url = lab_url(node_a)
     pull = node_a.spawn(puller, url, True, 2)
     assert pull.recv() == "bound"
-    pushes = [n.spawn(pusher, url, False, 1, COUNT, n.name) for n in (node_b, node_c)]
-    assert [p.result() for p in pushes] == [COUNT, COUNT]
+    pushes = [n.spawn(pusher, url, False, 1, COUNT, n.name, True) for n in (node_b, node_c)]
+    reports = [p.result() for p in pushes]
+    assert [r[0] for r in reports] == [COUNT, COUNT]
     pull.send("stop")
     got = pull.result()
-    for n in (node_b, node_c):
-        assert [m for m in got if m.startswith(n.name.encode() + b"-")] == \
-            [b"%s-%d" % (n.name.encode(), i) for i in range(COUNT)]
+    for n, (_, close_s, stats) in zip((node_b, node_c), reports):
+        mine = [m for m in got if m.startswith(n.name.encode() + b"-")]
+        assert mine == [b"%s-%d" % (n.name.encode(), i) for i in range(COUNT)], (
+            f"{n.name}: {len(mine)} of {COUNT} arrived; its close took {close_s} s (linger 1 s); "
+            f"pipes opened {stats['pipes_opened']}, closed {stats['pipes_closed']}, broken {stats['pipes_broken']}")
