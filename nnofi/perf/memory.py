@@ -55,6 +55,7 @@ def _receiver(transport: str, size: int, how: str, ctl: Connection[Any, Any], re
 
     import nnofi
 
+    pull = None
     try:
         with nnofi.Pull(recv_timeout=TIMEOUT_MS, recv_max_size=-1) as pull:
             ctl.send(pull.bind(_url(transport)).url)
@@ -75,7 +76,7 @@ def _receiver(transport: str, size: int, how: str, ctl: Connection[Any, Any], re
             ctl.send("got it")
             report.send(("receiver", _peak_rss() - before))
     except BaseException as exc:  # noqa: B036 - any failure is the check's result
-        report.send(("error", f"receiver: {type(exc).__name__}: {exc}"))
+        report.send(("error", f"receiver: {type(exc).__name__}: {exc}{_moved(pull)}"))
 
 
 def _sender(size: int, how: str, ctl: Connection[Any, Any], report: Connection[Any, Any]) -> None:
@@ -83,9 +84,11 @@ def _sender(size: int, how: str, ctl: Connection[Any, Any], report: Connection[A
 
     import nnofi
 
+    sock = None
     try:
         url = ctl.recv()
         with nnofi.Push(send_timeout=TIMEOUT_MS, connect=url) as push:
+            sock = push
             before = _rss()
             array = np.full(size, PATTERN, dtype=np.uint8)
             if how == "send(read-only array)":
@@ -103,7 +106,14 @@ def _sender(size: int, how: str, ctl: Connection[Any, Any], report: Connection[A
             report.send(("seconds", time.perf_counter() - t0))
             report.send(("sender", _peak_rss() - before))
     except BaseException as exc:  # noqa: B036
-        report.send(("error", f"sender: {type(exc).__name__}: {exc}"))
+        report.send(("error", f"sender: {type(exc).__name__}: {exc}{_moved(sock)}"))
+
+
+def _moved(sock: Any) -> str:
+    """The socket's counters that moved, to tell where a failed run stopped."""
+    if sock is None:
+        return ""
+    return " (stats: " + ", ".join(f"{k} {v}" for k, v in sock.stats.items() if v) + ")"
 
 
 def _url(transport: str) -> str:
