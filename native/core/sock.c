@@ -744,11 +744,10 @@ static void redial_fire(struct bg_timer *t)
 /* ---- protocol timers ------------------------------------------------- */
 
 /* An armed timer holds a socket reference, released when it fires or is
- * cancelled. */
-/* The timer only moves earlier: one armed for sooner fires, and the tick
- * then arms it for the protocol's next deadline. A REQ's resend deadline
- * moves later with every request; re-arming it took the background
- * thread's lock each time. */
+ * cancelled. It only moves earlier: one armed for sooner fires, and the
+ * tick then arms it for the protocol's next deadline (a REQ's resend
+ * deadline moves later with every request; re-arming it took the
+ * background thread's lock each time). */
 void sock_timer_arm(struct nnofi_sock *s, int64_t when)
 {
 	if (when >= s->timer_at)

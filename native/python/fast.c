@@ -20,8 +20,8 @@
 
 static const struct nnofi_fast_api *api;
 
-/* Buffers bigger than this, read-only, are lent to the core past a send
- * (zero-copy inproc) by Socket._send_slow; smaller ones are copied here. */
+/* Read-only buffers of this many bytes or more are lent to the core past
+ * a send (zero-copy inproc) by Socket._send_slow; others are copied here. */
 #define ZERO_COPY_MIN (64 * 1024)
 
 /* nnofi.socket's buffers the core still holds (handle -> buffer), and the

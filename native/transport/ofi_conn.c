@@ -339,8 +339,8 @@ int cq_open(struct fid_domain *domain, size_t size, bool polled, struct fid_cq *
 }
 
 /* Bytes a send may pass by fi_inject (no completion to reap), 0: none.
- * shm only, where an inject waits for room in the peer's queue (-FI_EAGAIN
- * when it is full), so a receiver that stops reading stops its sender.
+ * shm only, whose inject writes into the peer's queue or, when that is
+ * full, returns -FI_EAGAIN: the provider keeps no queue of its own.
  * libfabric 1.17's tcp takes injected sends into a queue of its own
  * without bound: a PAIR whose peer refused it sent 2.9 million messages
  * in 3 s into a connection nobody read, and never noticed its end (no
