@@ -663,7 +663,7 @@ void watch_backlog(struct opipe *op)
 }
 
 /* Drain the completion queue (sock locked); true if there were any. A
- * rendezvous read goes on a window of reads (RDV_READS) per call: each
+ * rendezvous read goes on a window's bytes (RDV_READS pieces) per call: each
  * completion issues the next read, which shm copies at once, and one call
  * that read a whole 1 GiB body held the socket's lock for seconds; the
  * background thread's heartbeats could not get out, and the sender, which
@@ -673,8 +673,8 @@ bool progress(struct opipe *op)
 {
 	struct fi_cq_msg_entry ents[16];
 	bool any = false;
-	int reads_done = 0;
-	for (int round = 0; round < 64 && !op->base.dead && reads_done < RDV_READS; round++) {
+	size_t read_bytes = 0; /* by rendezvous reads completed in this call */
+	for (int round = 0; round < 64 && !op->base.dead && read_bytes < RDV_READS * (size_t)RDV_PIECE; round++) {
 		ssize_t n = fi_cq_read(op->cq, ents, 16);
 		if (n == -FI_EAGAIN)
 			break;
@@ -704,7 +704,7 @@ bool progress(struct opipe *op)
 				((struct obuf *)c)->busy = false;
 			} else if (c->kind == CTX_READ) {
 				op->heard = true; /* the peer served it */
-				reads_done++;
+				read_bytes += op->rd.read_len[c - op->rd.reads];
 				rdv_read_done(op, c);
 			} else {
 				int k = (int)((struct obuf *)c - op->rx);
