@@ -7,7 +7,7 @@ import errno
 import itertools
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Literal, Optional, Union, overload
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Union
 
 from . import _fast
 from ._asyncio import AsyncioMixin

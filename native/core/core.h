@@ -419,7 +419,10 @@ void proto_reject_deliver(struct nnofi_sock *s, struct pipe *p, nnofi_msg *m);
 uint32_t proto_first_id(struct nnofi_sock *s);
 uint32_t proto_next_id(uint32_t *seq);
 nnofi_msg *proto_queue_recv(struct nnofi_sock *s, int *err);
-nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m);
+/* m kept past the send call: if its body is the caller's (borrowed), a
+ * copy the call's pipes share (or the caller's buffer itself, big and
+ * handed over); else another reference to it. */
+nnofi_msg *sock_keep_msg(struct nnofi_sock *s, const nnofi_msg *m, bool borrowed);
 void put_u32be(uint8_t *p, uint32_t v);
 uint32_t get_u32be(const uint8_t *p);
 

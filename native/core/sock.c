@@ -54,13 +54,12 @@ int nnofi_reap(uint64_t *handles, int max)
 /* Turn the borrowed message of the send call in progress into one the
  * core may keep. One owned body per call, shared by every pipe that needs
  * it: the caller's buffer itself (zero copy) when it gave a handle and the
- * body is big, else a copy. */
-#define ZERO_COPY_MIN (64 * 1024)
-nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m)
+ * body is big (NNOFI_ZERO_COPY_MIN), else a copy. */
+static nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m)
 {
 	if (!s->send_owned) {
 		nnofi_msg *own;
-		if (s->send_handle && m->len >= ZERO_COPY_MIN) {
+		if (s->send_handle && m->len >= NNOFI_ZERO_COPY_MIN) {
 			struct chunk *c = chunk_external(m->body, m->len);
 			chunk_add_dtor(c, reap_handle, (void *)(uintptr_t)s->send_handle);
 			own = msg_on_chunk(c);
@@ -78,6 +77,11 @@ nnofi_msg *sock_own_msg(struct nnofi_sock *s, const nnofi_msg *m)
 	memcpy(dup->hdr, m->hdr, m->hdr_len);
 	dup->pipe_id = m->pipe_id;
 	return dup;
+}
+
+nnofi_msg *sock_keep_msg(struct nnofi_sock *s, const nnofi_msg *m, bool borrowed)
+{
+	return borrowed ? sock_own_msg(s, m) : msg_dup(m);
 }
 
 /* After each attempt of a send call: the handle may be given out once. */

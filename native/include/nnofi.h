@@ -187,4 +187,9 @@ void nnofi_live_counts(int64_t *socks, int64_t *pipes, int64_t *msgs);
 void nnofi_mr_live(uint64_t *count, uint64_t *bytes);
 /* CDEF-END */
 
+/* A send's buffer of this many bytes or more, handed over with a handle
+ * (nnofi_send), is kept by the core instead of copied; nnofi._fast lends
+ * read-only ones this big (zero-copy inproc) and copies smaller ones. */
+#define NNOFI_ZERO_COPY_MIN (64 * 1024)
+
 #endif

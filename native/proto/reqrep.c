@@ -63,7 +63,7 @@ static void req_try_send(struct nnofi_sock *s)
 
 /* The request goes out first, from the caller's buffer; the copy kept for
  * resends is made after, off the round trip's path (a pipe that queued
- * the request made that copy already: sock_own_msg shares it). */
+ * the request made that copy already: sock_keep_msg shares it). */
 static int req_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 {
 	struct req *st = s->proto_data;
@@ -73,7 +73,7 @@ static int req_send(struct nnofi_sock *s, nnofi_msg *m, bool borrowed)
 	put_u32be(tagged.hdr, st->id);
 	tagged.hdr_len = 4;
 	req_try_send_msg(s, &tagged, borrowed);
-	st->request = borrowed ? sock_own_msg(s, &tagged) : msg_dup(&tagged);
+	st->request = sock_keep_msg(s, &tagged, borrowed);
 	return 0; /* queued until a peer can take it, like nanomsg */
 }
 

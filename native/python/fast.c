@@ -20,10 +20,6 @@
 
 static const struct nnofi_fast_api *api;
 
-/* Read-only buffers of this many bytes or more are lent to the core past
- * a send (zero-copy inproc) by Socket._send_slow; others are copied here. */
-#define ZERO_COPY_MIN (64 * 1024)
-
 /* nnofi.socket's buffers the core still holds (handle -> buffer), and the
  * function that drops the ones it has let go: called after a send while
  * any are held, as Python's own send path does. */
@@ -78,7 +74,7 @@ static int send_copied(nnofi_sock *s, PyObject *data, int flags)
 		return -1;
 	}
 	int rc = -1;
-	if (!view.readonly || view.len < ZERO_COPY_MIN) {
+	if (!view.readonly || view.len < NNOFI_ZERO_COPY_MIN) {
 		int retained_by_core;
 		rc = api->send(s, view.buf, (size_t)view.len, flags | NNOFI_DONTWAIT, 0, &retained_by_core);
 		if (rc == EAGAIN && !(flags & NNOFI_DONTWAIT)) {
@@ -489,7 +485,7 @@ PyMODINIT_FUNC PyInit__fast(void)
 		return NULL;
 	Py_INCREF(&SocketCoreType);
 	if (PyModule_AddObject(m, "SocketCore", (PyObject *)&SocketCoreType) < 0 ||
-	    PyModule_AddIntConstant(m, "ZERO_COPY_MIN", ZERO_COPY_MIN) < 0) {
+	    PyModule_AddIntConstant(m, "ZERO_COPY_MIN", NNOFI_ZERO_COPY_MIN) < 0) {
 		Py_DECREF(&SocketCoreType);
 		Py_DECREF(m);
 		return NULL;

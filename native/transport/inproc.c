@@ -72,7 +72,7 @@ static int ipipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 		if (m->len)
 			memcpy(own->body + m->hdr_len, m->body, m->len);
 	} else {
-		own = borrowed ? sock_own_msg(p->sock, m) : msg_dup(m);
+		own = sock_keep_msg(p->sock, m, borrowed);
 	}
 	pthread_mutex_lock(&ip->pair->mtx);
 	if (ip->pair->dead) {

@@ -607,17 +607,19 @@ static void rdv_start(struct opipe *op)
 	}
 }
 
-/* A rendezvous read completed: when all are, deliver, ack, go on. */
-static void rdv_read_done(struct opipe *op, struct octx *c)
+/* A rendezvous read completed: when all are, deliver, ack, go on.
+ * Returns the bytes it read. */
+static size_t rdv_read_done(struct opipe *op, struct octx *c)
 {
 	struct rdv_in *rd = &op->rd;
 	int i = (int)((struct octx *)c - rd->reads);
-	rd->done += rd->read_len[i];
+	size_t read = rd->read_len[i];
+	rd->done += read;
 	rd->read_len[i] = 0;
 	rd->inflight--;
 	if (rd->done < rd->body_len) {
 		rdv_start(op);
-		return;
+		return read;
 	}
 	uint8_t id[8];
 	put_u64be(id, rd->id);
@@ -631,10 +633,11 @@ static void rdv_read_done(struct opipe *op, struct octx *c)
 	if (!queue_ctl(op, CTL_ACK, id, sizeof(id))) {
 		msg_free(m);
 		opipe_fail(op);
-		return;
+		return read;
 	}
 	sock_deliver(op->base.sock, &op->base, m);
 	drain_rx(op);
+	return read;
 }
 
 /* While bytes wait for send buffers, or a rendezvous is under way, the
@@ -704,8 +707,7 @@ bool progress(struct opipe *op)
 				((struct obuf *)c)->busy = false;
 			} else if (c->kind == CTX_READ) {
 				op->heard = true; /* the peer served it */
-				read_bytes += op->rd.read_len[c - op->rd.reads];
-				rdv_read_done(op, c);
+				read_bytes += rdv_read_done(op, c);
 			} else {
 				int k = (int)((struct obuf *)c - op->rx);
 				op->heard = true;
@@ -748,13 +750,10 @@ static bool send_at_once(struct opipe *op, const nnofi_msg *m, int *err)
 	if (op->cur || op->txq.head || op->ctl_len || op->outs ||
 	    frame_header_size(false) + m->hdr_len + m->len > CHUNK || goes_by_rendezvous(op, m))
 		return false;
-	struct obuf *b = NULL;
-	for (int i = 0; i < NTX; i++) {
+	for (int i = 0; i < NTX; i++)
 		if (op->tx[i].unposted)
 			return false; /* it goes first: the stream stays in order */
-		if (!b && !op->tx[i].busy)
-			b = &op->tx[i];
-	}
+	struct obuf *b = free_tx(op);
 	if (!b)
 		return false;
 	b->fill = frame_prefix_encode(b->data, false, m->hdr, m->hdr_len, m->len);
@@ -781,7 +780,7 @@ static int opipe_send(struct pipe *p, nnofi_msg *m, bool borrowed)
 		watch_backlog(op);
 		return 0;
 	}
-	msgq_push(&op->txq, borrowed ? sock_own_msg(p->sock, m) : msg_dup(m));
+	msgq_push(&op->txq, sock_keep_msg(p->sock, m, borrowed));
 	if (!free_tx(op)) {
 		/* every buffer still in flight: collect the completions first
 		 * (a sender that never receives would otherwise wait for the

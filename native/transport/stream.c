@@ -351,7 +351,7 @@ static int spipe_queue(struct spipe *sp, nnofi_msg *m, bool borrowed)
 	}
 	bool starts_batch = !sp->tpending && !tx_queued(sp);
 	if (!coalesce(sp, m))
-		msgq_push(&sp->txq, borrowed ? sock_own_msg(s, m) : msg_dup(m));
+		msgq_push(&sp->txq, sock_keep_msg(s, m, borrowed));
 	if (sp->tpending) { /* the kernel is full: its EPOLLOUT writes them */
 		p->writable = tx_room(sp);
 		return 0;
